@@ -1,0 +1,4 @@
+//! Vela: a live video analytics appliance that runs LVA/AVA media graphs on one edge box.
+
+pub mod check;
+pub mod topology;
