@@ -9,21 +9,13 @@ pub struct Report {
 }
 
 fn errors(label: &str, e: &CompileErrors) -> Report {
-    Report {
-        ok: false,
-        text: format!("FAIL {label}: {e}"),
-    }
+    Report { ok: false, text: format!("FAIL {label}: {e}") }
 }
 
 /// Appends warnings; with `strict` they fail the check.
 fn with_warnings(mut r: Report, warnings: &[Diagnostic], ava: bool, strict: bool) -> Report {
     for w in warnings {
-        r.text.push_str(&format!(
-            "\n  warning {} at {}: {}",
-            w.code.as_str(ava),
-            w.target,
-            w.message
-        ));
+        r.text.push_str(&format!("\n  warning {} at {}: {}", w.code.as_str(ava), w.target, w.message));
     }
     if strict && !warnings.is_empty() {
         r.ok = false;
@@ -49,10 +41,7 @@ pub fn check_file(label: &str, bytes: &[u8], strict: bool) -> Report {
     }
     match topology::check_topology(&doc, None) {
         Ok(plan) => with_warnings(
-            Report {
-                ok: true,
-                text: format!("OK   {label}: {}", plan.summary()),
-            },
+            Report { ok: true, text: format!("OK   {label}: {}", plan.summary()) },
             &plan.warnings,
             plan.api_version.is_ava(),
             strict,
@@ -63,13 +52,7 @@ pub fn check_file(label: &str, bytes: &[u8], strict: bool) -> Report {
 
 /// Checks a topology with an instance and shows the substituted plan, node by node
 /// (secrets redacted).
-pub fn check_with_instance(
-    label: &str,
-    topology_bytes: &[u8],
-    instance_label: &str,
-    instance_bytes: &[u8],
-    strict: bool,
-) -> Report {
+pub fn check_with_instance(label: &str, topology_bytes: &[u8], instance_label: &str, instance_bytes: &[u8], strict: bool) -> Report {
     let both = format!("{label} + {instance_label}");
     let topo = match topology::parse_json(topology_bytes) {
         Ok(d) => d,
@@ -83,20 +66,13 @@ pub fn check_with_instance(
         Ok(plan) => {
             let mut text = format!("OK   {both}: {}", plan.summary());
             for n in &plan.nodes {
-                let settings = serde_json::to_value(&n.settings)
-                    .map(|v| v["settings"].to_string())
-                    .unwrap_or_default();
+                let settings = serde_json::to_value(&n.settings).map(|v| v["settings"].to_string()).unwrap_or_default();
                 text.push_str(&format!("\n  {} {}: {}", n.ty.short(), n.name, settings));
             }
             for e in &plan.edges {
                 text.push_str(&format!("\n  {} -> {} ({})", e.from, e.to, e.flow.as_str()));
             }
-            with_warnings(
-                Report { ok: true, text },
-                &plan.warnings,
-                plan.api_version.is_ava(),
-                strict,
-            )
+            with_warnings(Report { ok: true, text }, &plan.warnings, plan.api_version.is_ava(), strict)
         }
         Err(e) => errors(&both, &e),
     }

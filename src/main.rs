@@ -6,11 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(
-    name = "vela",
-    version,
-    about = "Live video analytics appliance: runs LVA/AVA media graphs at the edge"
-)]
+#[command(name = "vela", version, about = "Live video analytics appliance: runs LVA/AVA media graphs at the edge")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -45,19 +41,10 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<bool> {
     match cli.command {
-        Command::Check {
-            files,
-            instance,
-            strict,
-        } => {
-            let read = |p: &PathBuf| {
-                std::fs::read(p).with_context(|| format!("cannot read {}", p.display()))
-            };
+        Command::Check { files, instance, strict } => {
+            let read = |p: &PathBuf| std::fs::read(p).with_context(|| format!("cannot read {}", p.display()));
             if let Some(inst) = instance {
-                anyhow::ensure!(
-                    files.len() == 1,
-                    "--instance applies to exactly one topology file"
-                );
+                anyhow::ensure!(files.len() == 1, "--instance applies to exactly one topology file");
                 let r = vela::check::check_with_instance(
                     &files[0].display().to_string(),
                     &read(&files[0])?,

@@ -4,9 +4,7 @@ use super::error::{did_you_mean, Code, CompileErrors, Diagnostic, JsonPath};
 use super::graph::{self, GraphNode, InputRef, MediaTypes};
 use super::model::{ApiVersion, Generation, Role, TypeName};
 use super::nodes::{self, NodeSettings};
-use super::params::{
-    tokenize, valid_param_name, Binding, Bindings, ParamType, ParameterDeclaration, Token,
-};
+use super::params::{tokenize, valid_param_name, Binding, Bindings, ParamType, ParameterDeclaration, Token};
 use super::plan::{GraphPlan, Plan, PlanNode, TopologyPlan};
 use super::reader::{kind_of, Ctx, Need, Obj, TextEnum};
 use serde_json::Value;
@@ -17,65 +15,35 @@ pub const MAX_DOCUMENT_BYTES: usize = 4 << 20;
 
 /// Parses JSON text; a syntax error names line and column.
 pub fn parse_json(text: &[u8]) -> Result<Value, CompileErrors> {
-    let err = |m: String| {
-        CompileErrors::single(
-            false,
-            Diagnostic::new(Code::InvalidJson, JsonPath::root(), m),
-        )
-    };
+    let err = |m: String| CompileErrors::single(false, Diagnostic::new(Code::InvalidJson, JsonPath::root(), m));
     if text.len() > MAX_DOCUMENT_BYTES {
-        return Err(err(format!(
-            "the document is {} bytes; at most {} are accepted",
-            text.len(),
-            MAX_DOCUMENT_BYTES
-        )));
+        return Err(err(format!("the document is {} bytes; at most {} are accepted", text.len(), MAX_DOCUMENT_BYTES)));
     }
     let text = text.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(text);
     serde_json::from_slice(text).map_err(|e| {
         let what = match e.classify() {
             serde_json::error::Category::Eof => "unexpected end of the document".to_string(),
-            _ => e
-                .to_string()
-                .split(" at line ")
-                .next()
-                .unwrap_or_default()
-                .to_string(),
+            _ => e.to_string().split(" at line ").next().unwrap_or_default().to_string(),
         };
-        err(format!(
-            "invalid JSON at line {} column {}: {what}",
-            e.line(),
-            e.column()
-        ))
+        err(format!("invalid JSON at line {} column {}: {what}", e.line(), e.column()))
     })
 }
 
 /// Checks a topology on its own: structure, literal values and defaults. Nodes whose
 /// settings depend on a parameter without a default get no settings yet.
-pub fn check_topology(
-    doc: &Value,
-    api_hint: Option<ApiVersion>,
-) -> Result<TopologyPlan, CompileErrors> {
+pub fn check_topology(doc: &Value, api_hint: Option<ApiVersion>) -> Result<TopologyPlan, CompileErrors> {
     compile(doc, None, api_hint)
 }
 
 /// Compiles a topology with an instance's parameter values into the plan the runtime
 /// executes. `instance` is the instance (live pipeline) document.
-pub fn compile_instance(
-    topology: &Value,
-    instance: &Value,
-    api_hint: Option<ApiVersion>,
-) -> Result<GraphPlan, CompileErrors> {
+pub fn compile_instance(topology: &Value, instance: &Value, api_hint: Option<ApiVersion>) -> Result<GraphPlan, CompileErrors> {
     let plan = compile(topology, Some(instance), api_hint)?;
     let ava = plan.api_version.is_ava();
     let mut nodes = Vec::with_capacity(plan.nodes.len());
     for n in plan.nodes {
         match n.settings {
-            Some(settings) => nodes.push(PlanNode {
-                name: n.name,
-                ty: n.ty,
-                role: n.role,
-                settings,
-            }),
+            Some(settings) => nodes.push(PlanNode { name: n.name, ty: n.ty, role: n.role, settings }),
             // Every parameter has a value once an instance is applied; a node without
             // settings would be a compiler bug, reported rather than panicking.
             None => {
@@ -84,10 +52,7 @@ pub fn compile_instance(
                     Diagnostic::new(
                         Code::ParameterMissing,
                         JsonPath::root(),
-                        format!(
-                            "node '{}' still depends on a parameter without a value",
-                            n.name
-                        ),
+                        format!("node '{}' still depends on a parameter without a value", n.name),
                     ),
                 ))
             }
@@ -108,22 +73,13 @@ pub fn compile_instance(
 /// Checks an instance document on its own (its shape and names); its parameter
 /// values can only be checked against its topology.
 pub fn check_instance_document(doc: &Value) -> Result<(String, usize), CompileErrors> {
-    let api = api_version(doc)
-        .map(|(v, _)| v)
-        .unwrap_or(ApiVersion::Ava11);
+    let api = api_version(doc).map(|(v, _)| v).unwrap_or(ApiVersion::Ava11);
     let empty = Bindings::default();
     let mut cx = Ctx::new(api, &empty);
     let iv = read_instance(doc, &mut cx);
     match iv {
-        Some(InstanceValues {
-            topology_name: Some((t, _)),
-            values,
-            ..
-        }) if cx.errors.is_empty() => Ok((t, values.len())),
-        _ => Err(CompileErrors {
-            ava: api.is_ava(),
-            details: cx.errors,
-        }),
+        Some(InstanceValues { topology_name: Some((t, _)), values, .. }) if cx.errors.is_empty() => Ok((t, values.len())),
+        _ => Err(CompileErrors { ava: api.is_ava(), details: cx.errors }),
     }
 }
 
@@ -141,19 +97,13 @@ fn detect_generation(v: &Value, path: JsonPath, found: &mut Vec<(Generation, Jso
                 }
             }
         }
-        Value::Array(a) => a
-            .iter()
-            .enumerate()
-            .for_each(|(i, x)| detect_generation(x, path.index(i), found)),
+        Value::Array(a) => a.iter().enumerate().for_each(|(i, x)| detect_generation(x, path.index(i), found)),
         _ => {}
     }
 }
 
 fn get_ci<'a>(v: &'a Value, key: &str) -> Option<&'a Value> {
-    v.as_object()?
-        .iter()
-        .find(|(k, _)| k.eq_ignore_ascii_case(key))
-        .map(|(_, v)| v)
+    v.as_object()?.iter().find(|(k, _)| k.eq_ignore_ascii_case(key)).map(|(_, v)| v)
 }
 
 /// Decides the API version: the document's `@apiVersion`, else the caller's, else
@@ -187,10 +137,7 @@ fn api_version(doc: &Value) -> Result<(ApiVersion, bool), CompileErrors> {
                 )
             })
             .collect();
-        return Err(CompileErrors {
-            ava: is_ava,
-            details,
-        });
+        return Err(CompileErrors { ava: is_ava, details });
     }
     let declared = get_ci(doc, "@apiVersion");
     match declared {
@@ -201,10 +148,7 @@ fn api_version(doc: &Value) -> Result<(ApiVersion, bool), CompileErrors> {
                 Diagnostic::new(
                     Code::ApiVersionNotSupported,
                     JsonPath::root().key("@apiVersion"),
-                    format!(
-                        "The API version '{s}' is not supported. Supported version(s): {}.",
-                        ApiVersion::supported(generation)
-                    ),
+                    format!("The API version '{s}' is not supported. Supported version(s): {}.", ApiVersion::supported(generation)),
                 ),
             )),
         },
@@ -213,10 +157,7 @@ fn api_version(doc: &Value) -> Result<(ApiVersion, bool), CompileErrors> {
             Diagnostic::new(
                 Code::PropertyTypeInvalid,
                 JsonPath::root().key("@apiVersion"),
-                format!(
-                    "'@apiVersion' must be a string such as \"1.1\", found {}",
-                    kind_of(other)
-                ),
+                format!("'@apiVersion' must be a string such as \"1.1\", found {}", kind_of(other)),
             ),
         )),
         None => Ok((
@@ -236,12 +177,9 @@ fn uses_lva10_only(v: &Value) -> bool {
         Value::Object(m) => m.iter().any(|(k, x)| {
             k.eq_ignore_ascii_case("filePathPattern")
                 || (k.eq_ignore_ascii_case("@type")
-                    && x.as_str().and_then(TypeName::lookup).is_some_and(|(t, _)| {
-                        matches!(
-                            t,
-                            TypeName::FrameRateFilterProcessor | TypeName::ImageFormatEncoded
-                        )
-                    }))
+                    && x.as_str()
+                        .and_then(TypeName::lookup)
+                        .is_some_and(|(t, _)| matches!(t, TypeName::FrameRateFilterProcessor | TypeName::ImageFormatEncoded)))
                 || uses_lva10_only(x)
         }),
         Value::Array(a) => a.iter().any(uses_lva10_only),
@@ -252,17 +190,17 @@ fn uses_lva10_only(v: &Value) -> bool {
 /// Names of topologies and instances (C4): letters, digits and dashes, not starting
 /// or ending with a dash, at most 32 characters.
 pub fn valid_entity_name(n: &str) -> bool {
-    !n.is_empty()
-        && n.len() <= 32
-        && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
-        && !n.starts_with('-')
-        && !n.ends_with('-')
+    !n.is_empty() && n.len() <= 32 && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') && !n.starts_with('-') && !n.ends_with('-')
 }
 
 fn entity_name(o: &Obj, cx: &mut Ctx, what: &str) -> Option<String> {
     let (n, path) = o.literal(cx, "name")?;
     if !valid_entity_name(&n) {
-        cx.error(Code::NameInvalid, &path, format!("'{n}' is not a valid {what} name: 1 to 32 letters, digits or dashes, not starting or ending with a dash"));
+        cx.error(
+            Code::NameInvalid,
+            &path,
+            format!("'{n}' is not a valid {what} name: 1 to 32 letters, digits or dashes, not starting or ending with a dash"),
+        );
         return None;
     }
     Some(n)
@@ -288,10 +226,7 @@ fn read_instance(doc: &Value, cx: &mut Ctx) -> Option<InstanceValues> {
         // Read back from Get: accepted and ignored.
         props.skip(cx, "state");
         topology_name = props.literal(cx, "topologyName");
-        for (v, path) in props
-            .array(cx, "parameters", Need::Optional)
-            .unwrap_or_default()
-        {
+        for (v, path) in props.array(cx, "parameters", Need::Optional).unwrap_or_default() {
             let Some(p) = Obj::new(v, path.clone(), cx, "a parameter value") else {
                 continue;
             };
@@ -301,14 +236,7 @@ fn read_instance(doc: &Value, cx: &mut Ctx) -> Option<InstanceValues> {
                 Some((Value::Number(n), _)) => Some(n.to_string()),
                 Some((Value::Bool(b), _)) => Some(b.to_string()),
                 Some((other, vp)) => {
-                    cx.error(
-                        Code::PropertyTypeInvalid,
-                        &vp,
-                        format!(
-                            "a parameter value must be a string, found {}",
-                            kind_of(other)
-                        ),
-                    );
+                    cx.error(Code::PropertyTypeInvalid, &vp, format!("a parameter value must be a string, found {}", kind_of(other)));
                     None
                 }
                 None => None,
@@ -321,19 +249,12 @@ fn read_instance(doc: &Value, cx: &mut Ctx) -> Option<InstanceValues> {
         props.finish(cx);
     }
     top.finish(cx);
-    Some(InstanceValues {
-        name,
-        values,
-        topology_name,
-    })
+    Some(InstanceValues { name, values, topology_name })
 }
 
 fn declarations(props: &Obj, cx: &mut Ctx) -> Vec<(ParameterDeclaration, JsonPath)> {
     let mut out: Vec<(ParameterDeclaration, JsonPath)> = Vec::new();
-    for (v, path) in props
-        .array(cx, "parameters", Need::Optional)
-        .unwrap_or_default()
-    {
+    for (v, path) in props.array(cx, "parameters", Need::Optional).unwrap_or_default() {
         let Some(o) = Obj::new(v, path.clone(), cx, "a parameter declaration") else {
             continue;
         };
@@ -345,11 +266,7 @@ fn declarations(props: &Obj, cx: &mut Ctx) -> Vec<(ParameterDeclaration, JsonPat
             Some((Value::Number(n), _)) => Some(n.to_string()),
             Some((Value::Bool(b), _)) => Some(b.to_string()),
             Some((other, dp)) => {
-                cx.error(
-                    Code::PropertyTypeInvalid,
-                    &dp,
-                    format!("a default must be a string, found {}", kind_of(other)),
-                );
+                cx.error(Code::PropertyTypeInvalid, &dp, format!("a default must be a string, found {}", kind_of(other)));
                 None
             }
             None => None,
@@ -359,24 +276,22 @@ fn declarations(props: &Obj, cx: &mut Ctx) -> Vec<(ParameterDeclaration, JsonPat
             continue;
         };
         if !valid_param_name(&name) {
-            cx.error(Code::ParameterDeclarationInvalid, &npath, format!("'{name}' is not a valid parameter name: letters, digits, '_', '-' or '.', at most 64, not starting with 'System.'"));
+            cx.error(
+                Code::ParameterDeclarationInvalid,
+                &npath,
+                format!(
+                    "'{name}' is not a valid parameter name: letters, digits, '_', '-' or '.', at most 64, not starting with 'System.'"
+                ),
+            );
             continue;
         }
         if out.iter().any(|(d, _)| d.name == name) {
-            cx.error(
-                Code::ParameterDuplicate,
-                &npath,
-                format!("parameter '{name}' is declared more than once"),
-            );
+            cx.error(Code::ParameterDuplicate, &npath, format!("parameter '{name}' is declared more than once"));
             continue;
         }
         if let Some(d) = &default {
             if let Err(why) = ty.check(d) {
-                let shown = if ty.is_secret() {
-                    "<secret>".to_string()
-                } else {
-                    why
-                };
+                let shown = if ty.is_secret() { "<secret>".to_string() } else { why };
                 cx.error(
                     Code::ParameterValueInvalid,
                     &path.key("default"),
@@ -384,15 +299,7 @@ fn declarations(props: &Obj, cx: &mut Ctx) -> Vec<(ParameterDeclaration, JsonPat
                 );
             }
         }
-        out.push((
-            ParameterDeclaration {
-                name,
-                ty,
-                description,
-                default,
-            },
-            path,
-        ));
+        out.push((ParameterDeclaration { name, ty, description, default }, path));
     }
     out
 }
@@ -413,56 +320,40 @@ impl TextEnum for ParamTypeText {
 
 /// Every `${…}` in the node lists: malformed and undeclared references are errors,
 /// and the set of referenced names is returned.
-fn scan_references(
-    v: &Value,
-    path: JsonPath,
-    declared: &[&str],
-    cx: &mut Ctx,
-    used: &mut Vec<String>,
-) {
+fn scan_references(v: &Value, path: JsonPath, declared: &[&str], cx: &mut Ctx, used: &mut Vec<String>) {
     match v {
-        Value::String(s) if s.contains("${") => {
-            match tokenize(s) {
-                Ok(tokens) => {
-                    for t in tokens {
-                        if let Token::Param(p) = t {
-                            if declared.contains(&p) {
-                                if !used.iter().any(|u| u == p) {
-                                    used.push(p.to_string());
-                                }
-                            } else {
-                                let hint = did_you_mean(p, declared.iter().copied());
-                                cx.error(Code::ParameterUndeclared, &path, format!("'${{{p}}}' refers to a parameter that is not declared{hint}"));
+        Value::String(s) if s.contains("${") => match tokenize(s) {
+            Ok(tokens) => {
+                for t in tokens {
+                    if let Token::Param(p) = t {
+                        if declared.contains(&p) {
+                            if !used.iter().any(|u| u == p) {
+                                used.push(p.to_string());
                             }
+                        } else {
+                            let hint = did_you_mean(p, declared.iter().copied());
+                            cx.error(
+                                Code::ParameterUndeclared,
+                                &path,
+                                format!("'${{{p}}}' refers to a parameter that is not declared{hint}"),
+                            );
                         }
                     }
                 }
-                Err(why) => {
-                    let code = if why.starts_with("unknown system variable") {
-                        Code::SystemVariableUnknown
-                    } else {
-                        Code::PropertyValueInvalid
-                    };
-                    cx.error(code, &path, why);
-                }
             }
-        }
-        Value::Object(m) => m
-            .iter()
-            .for_each(|(k, x)| scan_references(x, path.key(k), declared, cx, used)),
-        Value::Array(a) => a
-            .iter()
-            .enumerate()
-            .for_each(|(i, x)| scan_references(x, path.index(i), declared, cx, used)),
+            Err(why) => {
+                let code =
+                    if why.starts_with("unknown system variable") { Code::SystemVariableUnknown } else { Code::PropertyValueInvalid };
+                cx.error(code, &path, why);
+            }
+        },
+        Value::Object(m) => m.iter().for_each(|(k, x)| scan_references(x, path.key(k), declared, cx, used)),
+        Value::Array(a) => a.iter().enumerate().for_each(|(i, x)| scan_references(x, path.index(i), declared, cx, used)),
         _ => {}
     }
 }
 
-const SOURCE_TYPES: &[TypeName] = &[
-    TypeName::RtspSource,
-    TypeName::IotHubMessageSource,
-    TypeName::VideoSource,
-];
+const SOURCE_TYPES: &[TypeName] = &[TypeName::RtspSource, TypeName::IotHubMessageSource, TypeName::VideoSource];
 const PROCESSOR_TYPES: &[TypeName] = &[
     TypeName::MotionDetectionProcessor,
     TypeName::FrameRateFilterProcessor,
@@ -474,26 +365,13 @@ const PROCESSOR_TYPES: &[TypeName] = &[
     TypeName::LineCrossingProcessor,
     TypeName::EncoderProcessor,
 ];
-const SINK_TYPES: &[TypeName] = &[
-    TypeName::IotHubMessageSink,
-    TypeName::FileSink,
-    TypeName::AssetSink,
-    TypeName::VideoSink,
-];
+const SINK_TYPES: &[TypeName] = &[TypeName::IotHubMessageSink, TypeName::FileSink, TypeName::AssetSink, TypeName::VideoSink];
 
-fn compile(
-    doc: &Value,
-    instance: Option<&Value>,
-    api_hint: Option<ApiVersion>,
-) -> Result<TopologyPlan, CompileErrors> {
+fn compile(doc: &Value, instance: Option<&Value>, api_hint: Option<ApiVersion>) -> Result<TopologyPlan, CompileErrors> {
     if !doc.is_object() {
         return Err(CompileErrors::single(
             false,
-            Diagnostic::new(
-                Code::InvalidDocument,
-                JsonPath::root(),
-                format!("a topology must be a JSON object, found {}", kind_of(doc)),
-            ),
+            Diagnostic::new(Code::InvalidDocument, JsonPath::root(), format!("a topology must be a JSON object, found {}", kind_of(doc))),
         ));
     }
     for cloud_key in ["kind", "sku"] {
@@ -525,10 +403,7 @@ fn compile(
     let props = top.object(&mut cx, "properties", Need::Required).flatten();
     top.finish(&mut cx);
     let Some(props) = props else {
-        return Err(CompileErrors {
-            ava: api.is_ava(),
-            details: cx.errors,
-        });
+        return Err(CompileErrors { ava: api.is_ava(), details: cx.errors });
     };
     let description = props.opt::<String>(&mut cx, "description").flatten();
     let decls = declarations(&props, &mut cx);
@@ -543,18 +418,10 @@ fn compile(
     let mut bindings = Bindings {
         values: Default::default(),
         topology_name: topology_name.clone().unwrap_or_default(),
-        instance_name: inst
-            .as_ref()
-            .and_then(|i| i.as_ref().and_then(|i| i.name.clone())),
+        instance_name: inst.as_ref().and_then(|i| i.as_ref().and_then(|i| i.name.clone())),
     };
     for (d, _) in &decls {
-        bindings.values.insert(
-            d.name.clone(),
-            Binding {
-                value: d.default.clone(),
-                secret: d.ty.is_secret(),
-            },
-        );
+        bindings.values.insert(d.name.clone(), Binding { value: d.default.clone(), secret: d.ty.is_secret() });
     }
     if let Some(Some(iv)) = &inst {
         if let (Some((tn, tpath)), Some(name)) = (&iv.topology_name, &topology_name) {
@@ -562,9 +429,7 @@ fn compile(
                 cx.error(
                     Code::TopologyNameMismatch,
                     tpath,
-                    format!(
-                        "the instance names topology '{tn}', but the topology given is '{name}'"
-                    ),
+                    format!("the instance names topology '{tn}', but the topology given is '{name}'"),
                 );
             }
         }
@@ -572,72 +437,36 @@ fn compile(
         for (name, value, path) in &iv.values {
             let Some((decl, _)) = decls.iter().find(|(d, _)| &d.name == name) else {
                 let hint = did_you_mean(name, decls.iter().map(|(d, _)| d.name.as_str()));
-                cx.error(
-                    Code::ParameterUndeclared,
-                    &path.key("name"),
-                    format!("parameter '{name}' is not declared by the topology{hint}"),
-                );
+                cx.error(Code::ParameterUndeclared, &path.key("name"), format!("parameter '{name}' is not declared by the topology{hint}"));
                 continue;
             };
             if seen.contains(&name.as_str()) {
-                cx.error(
-                    Code::ParameterDuplicate,
-                    &path.key("name"),
-                    format!("parameter '{name}' is given more than once"),
-                );
+                cx.error(Code::ParameterDuplicate, &path.key("name"), format!("parameter '{name}' is given more than once"));
                 continue;
             }
             seen.push(name);
             if let Some(v) = value {
                 if let Err(why) = decl.ty.check(v) {
-                    let shown = if decl.ty.is_secret() {
-                        "<secret>".to_string()
-                    } else {
-                        why
-                    };
+                    let shown = if decl.ty.is_secret() { "<secret>".to_string() } else { why };
                     cx.error(
                         Code::ParameterValueInvalid,
                         &path.key("value"),
-                        format!(
-                            "the value of parameter '{name}' does not fit its type {:?}: {shown}",
-                            decl.ty
-                        ),
+                        format!("the value of parameter '{name}' does not fit its type {:?}: {shown}", decl.ty),
                     );
-                    bindings.values.insert(
-                        name.clone(),
-                        Binding {
-                            value: None,
-                            secret: decl.ty.is_secret(),
-                        },
-                    );
+                    bindings.values.insert(name.clone(), Binding { value: None, secret: decl.ty.is_secret() });
                     continue;
                 }
-                bindings.values.insert(
-                    name.clone(),
-                    Binding {
-                        value: Some(v.clone()),
-                        secret: decl.ty.is_secret(),
-                    },
-                );
+                bindings.values.insert(name.clone(), Binding { value: Some(v.clone()), secret: decl.ty.is_secret() });
             }
         }
         for (d, _) in &decls {
-            if bindings
-                .values
-                .get(&d.name)
-                .is_some_and(|b| b.value.is_none())
-                && !iv
-                    .values
-                    .iter()
-                    .any(|(n, v, _)| n == &d.name && v.is_some())
+            if bindings.values.get(&d.name).is_some_and(|b| b.value.is_none())
+                && !iv.values.iter().any(|(n, v, _)| n == &d.name && v.is_some())
             {
                 cx.error(
                     Code::ParameterMissing,
                     &JsonPath::root().key("properties").key("parameters"),
-                    format!(
-                        "parameter '{}' has no default and the instance gives no value for it",
-                        d.name
-                    ),
+                    format!("parameter '{}' has no default and the instance gives no value for it", d.name),
                 );
             }
         }
@@ -648,11 +477,7 @@ fn compile(
     let mut used = Vec::new();
     let mut lists = Vec::new();
     for role in [Role::Source, Role::Processor, Role::Sink] {
-        let need = if role == Role::Processor {
-            Need::Optional
-        } else {
-            Need::Required
-        };
+        let need = if role == Role::Processor { Need::Optional } else { Need::Required };
         let items = props.array(&mut cx, role.key(), need);
         if let Some(items) = &items {
             for (v, p) in items {
@@ -662,14 +487,7 @@ fn compile(
                 cx.error(
                     Code::PropertyRequired,
                     &props.path.key(role.key()),
-                    format!(
-                        "a topology needs at least one {}",
-                        if role == Role::Source {
-                            "source"
-                        } else {
-                            "sink"
-                        }
-                    ),
+                    format!("a topology needs at least one {}", if role == Role::Source { "source" } else { "sink" }),
                 );
             }
         }
@@ -678,24 +496,17 @@ fn compile(
     props.finish(&mut cx);
     for (d, path) in &decls {
         if !used.contains(&d.name) {
-            cx.warn(
-                Code::ParameterUnused,
-                &path.key("name"),
-                format!("parameter '{}' is declared but never used", d.name),
-            );
+            cx.warn(Code::ParameterUnused, &path.key("name"), format!("parameter '{}' is declared but never used", d.name));
         }
     }
 
     // Nodes.
-    let mut cx = Ctx {
-        api,
-        bindings: &bindings,
-        errors: cx.errors,
-        warnings: cx.warnings,
-        deferred: false,
-    };
+    let mut cx = Ctx { api, bindings: &bindings, errors: cx.errors, warnings: cx.warnings, deferred: false };
     let mut graph_nodes = Vec::new();
     let mut settings: Vec<Option<NodeSettings>> = Vec::new();
+    // Nodes that could not be read: the graph rules must not blame their neighbours.
+    let mut unreadable: Vec<String> = Vec::new();
+    let mut incomplete = false;
     for (role, items) in &lists {
         let allowed = match role {
             Role::Source => SOURCE_TYPES,
@@ -704,39 +515,37 @@ fn compile(
         };
         for (v, path) in items {
             let Some(o) = Obj::new(v, path.clone(), &mut cx, "a node") else {
+                incomplete = true;
                 continue;
             };
             let ty = node_type(&o, &mut cx, *role, allowed);
             let name = o.literal(&mut cx, "name");
-            let inputs = if *role == Role::Source {
-                Some(vec![])
-            } else {
-                node_inputs(&o, &mut cx)
+            let inputs = if *role == Role::Source { Some(vec![]) } else { node_inputs(&o, &mut cx) };
+            let Some(ty) = ty else {
+                incomplete = true;
+                unreadable.extend(name.map(|n| n.0));
+                continue;
             };
-            let Some(ty) = ty else { continue };
             cx.deferred = false;
             let node_name = name.as_ref().map(|n| n.0.clone()).unwrap_or_default();
             let s = nodes::parse(ty, &o, &mut cx, &node_name);
             o.finish(&mut cx);
-            if let (Some((name, _)), Some(inputs)) = (name, inputs) {
-                graph_nodes.push(GraphNode {
-                    name,
-                    ty,
-                    role: *role,
-                    path: path.clone(),
-                    inputs,
-                });
-                settings.push(s);
+            match (name, inputs) {
+                (Some((name, _)), Some(inputs)) => {
+                    graph_nodes.push(GraphNode { name, ty, role: *role, path: path.clone(), inputs });
+                    settings.push(s);
+                }
+                (name, _) => {
+                    incomplete = true;
+                    unreadable.extend(name.map(|n| n.0));
+                }
             }
         }
     }
-    let edges = graph::check(&graph_nodes, &mut cx);
+    let edges = graph::check(&graph_nodes, &unreadable, incomplete, &mut cx);
 
     if !cx.errors.is_empty() {
-        return Err(CompileErrors {
-            ava: api.is_ava(),
-            details: cx.errors,
-        });
+        return Err(CompileErrors { ava: api.is_ava(), details: cx.errors });
     }
     Ok(Plan {
         api_version: api,
@@ -744,16 +553,7 @@ fn compile(
         instance_name: bindings.instance_name.clone(),
         description,
         parameters: decls.into_iter().map(|(d, _)| d).collect(),
-        nodes: graph_nodes
-            .into_iter()
-            .zip(settings)
-            .map(|(g, s)| PlanNode {
-                name: g.name,
-                ty: g.ty,
-                role: g.role,
-                settings: s,
-            })
-            .collect(),
+        nodes: graph_nodes.into_iter().zip(settings).map(|(g, s)| PlanNode { name: g.name, ty: g.ty, role: g.role, settings: s }).collect(),
         edges,
         warnings: cx.warnings,
     })
@@ -778,11 +578,7 @@ fn node_type(o: &Obj, cx: &mut Ctx, role: Role, allowed: &[TypeName]) -> Option<
             return None;
         }
         if Role::of(ty).is_none() {
-            cx.error(
-                Code::TypeNotAllowedHere,
-                &path,
-                format!("{} is not a node type", ty.short()),
-            );
+            cx.error(Code::TypeNotAllowedHere, &path, format!("{} is not a node type", ty.short()));
             return None;
         }
     }
@@ -815,11 +611,7 @@ fn node_inputs(o: &Obj, cx: &mut Ctx) -> Option<Vec<InputRef>> {
         };
         i.finish(cx);
         match (node_name, media) {
-            (Some((node_name, _)), Some(media)) => out.push(InputRef {
-                node_name,
-                media,
-                path,
-            }),
+            (Some((node_name, _)), Some(media)) => out.push(InputRef { node_name, media, path }),
             _ => ok = false,
         }
     }

@@ -13,15 +13,11 @@ impl SignedDuration {
     pub const ZERO: SignedDuration = SignedDuration { nanos: 0 };
 
     pub const fn from_secs(s: i64) -> Self {
-        SignedDuration {
-            nanos: s * 1_000_000_000,
-        }
+        SignedDuration { nanos: s * 1_000_000_000 }
     }
 
     pub const fn from_millis(ms: i64) -> Self {
-        SignedDuration {
-            nanos: ms * 1_000_000,
-        }
+        SignedDuration { nanos: ms * 1_000_000 }
     }
 
     pub const fn as_nanos(&self) -> i64 {
@@ -44,9 +40,7 @@ impl SignedDuration {
     /// Parses an ISO 8601 duration. Years and months are refused: their length
     /// depends on the calendar, and no property of the APIs needs them.
     pub fn parse_iso8601(s: &str) -> Result<Self, String> {
-        let bad = |why: &str| {
-            Err(format!("'{s}' is not an ISO 8601 duration ({why}); expected e.g. PT30S, -PT5S, PT1M30S or P1D"))
-        };
+        let bad = |why: &str| Err(format!("'{s}' is not an ISO 8601 duration ({why}); expected e.g. PT30S, -PT5S, PT1M30S or P1D"));
         let t = s.trim();
         let (neg, rest) = match t.strip_prefix('-') {
             Some(r) => (true, r),
@@ -99,20 +93,12 @@ impl SignedDuration {
                         Some((i, f)) => (i, f),
                         None => (num.as_str(), ""),
                     };
-                    if int_part.is_empty()
-                        || frac_part.contains('.')
-                        || (num.contains('.') && frac_part.is_empty())
-                    {
+                    if int_part.is_empty() || frac_part.contains('.') || (num.contains('.') && frac_part.is_empty()) {
                         return bad(&format!("bad number '{num}'"));
                     }
-                    let int: i128 = int_part
-                        .parse()
-                        .map_err(|_| format!("'{s}': number too large"))?;
+                    let int: i128 = int_part.parse().map_err(|_| format!("'{s}': number too large"))?;
                     total = total
-                        .checked_add(
-                            int.checked_mul(nanos_per)
-                                .ok_or_else(|| format!("'{s}' is too long"))?,
-                        )
+                        .checked_add(int.checked_mul(nanos_per).ok_or_else(|| format!("'{s}' is too long"))?)
                         .ok_or_else(|| format!("'{s}' is too long"))?;
                     if !frac_part.is_empty() {
                         fraction_used = true;
@@ -120,9 +106,7 @@ impl SignedDuration {
                         // digits of larger units are truncated.
                         let digits: String = frac_part.chars().take(18).collect();
                         let scale = 10i128.pow(digits.len() as u32);
-                        let frac: i128 = digits
-                            .parse()
-                            .map_err(|_| format!("bad fraction in '{s}'"))?;
+                        let frac: i128 = digits.parse().map_err(|_| format!("bad fraction in '{s}'"))?;
                         total += frac * nanos_per / scale;
                     }
                     seen_any = true;
@@ -143,9 +127,7 @@ impl SignedDuration {
             return Err(format!("'{s}' is too long"));
         }
         let nanos = total as i64;
-        Ok(SignedDuration {
-            nanos: if neg { -nanos } else { nanos },
-        })
+        Ok(SignedDuration { nanos: if neg { -nanos } else { nanos } })
     }
 }
 
@@ -164,11 +146,7 @@ impl fmt::Display for SignedDuration {
             write!(f, "{days}D")?;
         }
         if n == 0 {
-            return if days == 0 {
-                f.write_str("T0S")
-            } else {
-                Ok(())
-            };
+            return if days == 0 { f.write_str("T0S") } else { Ok(()) };
         }
         f.write_str("T")?;
         let (h, m) = (n / 3_600_000_000_000, (n / 60_000_000_000) % 60);
@@ -252,32 +230,17 @@ mod tests {
             "1 second",
             "PT99999999999999999999S",
         ] {
-            assert!(
-                SignedDuration::parse_iso8601(bad).is_err(),
-                "{bad:?} should be refused"
-            );
+            assert!(SignedDuration::parse_iso8601(bad).is_err(), "{bad:?} should be refused");
         }
     }
 
     #[test]
     fn display_is_canonical_and_round_trips() {
-        for s in [
-            "PT1S",
-            "-PT5S",
-            "PT0S",
-            "PT1M30S",
-            "P1D",
-            "P1DT1H",
-            "PT0.5S",
-            "PT1H0.001S",
-        ] {
+        for s in ["PT1S", "-PT5S", "PT0S", "PT1M30S", "P1D", "P1DT1H", "PT0.5S", "PT1H0.001S"] {
             let d = SignedDuration::parse_iso8601(s).unwrap();
             assert_eq!(d.to_string(), s);
             assert_eq!(SignedDuration::parse_iso8601(&d.to_string()).unwrap(), d);
         }
-        assert_eq!(
-            SignedDuration::parse_iso8601("PT90S").unwrap().to_string(),
-            "PT1M30S"
-        );
+        assert_eq!(SignedDuration::parse_iso8601("PT90S").unwrap().to_string(), "PT1M30S");
     }
 }

@@ -139,11 +139,7 @@ pub struct Diagnostic {
 
 impl Diagnostic {
     pub fn new(code: Code, target: JsonPath, message: impl Into<String>) -> Self {
-        Diagnostic {
-            code,
-            target,
-            message: message.into(),
-        }
+        Diagnostic { code, target, message: message.into() }
     }
 }
 
@@ -157,10 +153,7 @@ pub struct CompileErrors {
 
 impl CompileErrors {
     pub fn single(ava: bool, d: Diagnostic) -> Self {
-        CompileErrors {
-            ava,
-            details: vec![d],
-        }
+        CompileErrors { ava, details: vec![d] }
     }
 
     /// The top-level OData error: a JSON syntax problem is a bad request, anything
@@ -168,11 +161,7 @@ impl CompileErrors {
     pub fn top_code(&self) -> (&'static str, &'static str) {
         if self.details.iter().any(|d| d.code == Code::InvalidJson) {
             ("BadRequest", "The request is invalid.")
-        } else if self
-            .details
-            .iter()
-            .any(|d| d.code == Code::ApiVersionNotSupported)
-        {
+        } else if self.details.iter().any(|d| d.code == Code::ApiVersionNotSupported) {
             ("InvalidVersion", "The API version is not valid.")
         } else {
             ("InvalidResource", "The resource format is invalid.")
@@ -202,13 +191,7 @@ impl fmt::Display for CompileErrors {
         let n = self.details.len();
         write!(f, "{} error{}", n, if n == 1 { "" } else { "s" })?;
         for d in &self.details {
-            write!(
-                f,
-                "\n  {} at {}: {}",
-                d.code.as_str(self.ava),
-                d.target,
-                d.message
-            )?;
+            write!(f, "\n  {} at {}: {}", d.code.as_str(self.ava), d.target, d.message)?;
         }
         Ok(())
     }
@@ -233,10 +216,7 @@ pub(crate) fn edit_distance(a: &str, b: &str) -> usize {
 
 /// The closest candidate to `word` (case-insensitive), if it is close enough to be
 /// a likely typo.
-pub(crate) fn suggest<'a>(
-    word: &str,
-    candidates: impl IntoIterator<Item = &'a str>,
-) -> Option<&'a str> {
+pub(crate) fn suggest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
     let w = word.to_ascii_lowercase();
     let limit = (w.chars().count() / 3).max(2);
     candidates
@@ -247,10 +227,7 @@ pub(crate) fn suggest<'a>(
         .map(|(_, c)| c)
 }
 
-pub(crate) fn did_you_mean<'a>(
-    word: &str,
-    candidates: impl IntoIterator<Item = &'a str>,
-) -> String {
+pub(crate) fn did_you_mean<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> String {
     match suggest(word, candidates) {
         Some(s) => format!(" (did you mean '{s}'?)"),
         None => String::new(),
@@ -263,22 +240,14 @@ mod tests {
 
     #[test]
     fn paths_are_pascal_case_with_quoted_special_keys() {
-        let p = JsonPath::root()
-            .key("properties")
-            .key("sources")
-            .index(0)
-            .key("endpoint")
-            .key("url");
+        let p = JsonPath::root().key("properties").key("sources").index(0).key("endpoint").key("url");
         assert_eq!(p.as_str(), "$.Properties.Sources[0].Endpoint.Url");
         assert_eq!(JsonPath::root().key("@type").as_str(), "$['@type']");
     }
 
     #[test]
     fn suggestions_find_close_typos_only() {
-        assert_eq!(
-            suggest("endpiont", ["endpoint", "transport"]),
-            Some("endpoint")
-        );
+        assert_eq!(suggest("endpiont", ["endpoint", "transport"]), Some("endpoint"));
         assert_eq!(suggest("ENDPOINT", ["endpoint"]), Some("endpoint"));
         assert_eq!(suggest("zzzzzz", ["endpoint", "transport"]), None);
     }
@@ -290,10 +259,7 @@ mod tests {
         let ava = CompileErrors::single(true, d).to_odata();
         assert_eq!(lva["error"]["code"], "InvalidResource");
         assert_eq!(lva["error"]["details"][0]["code"], "GraphValidationError");
-        assert_eq!(
-            ava["error"]["details"][0]["code"],
-            "PipelineValidationError"
-        );
+        assert_eq!(ava["error"]["details"][0]["code"], "PipelineValidationError");
         assert_eq!(ava["error"]["details"][0]["target"], "$");
     }
 }

@@ -7,6 +7,7 @@ use serde::Serialize;
 
 /// What flows along an edge.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub enum Flow {
     /// Encoded samples as the camera sent them (H.264 video, AAC audio, metadata):
     /// recording paths, never decoded.
@@ -30,6 +31,7 @@ impl Flow {
 
 /// Which elementary streams an edge lets through (`outputSelectors`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct MediaTypes {
     pub video: bool,
     pub audio: bool,
@@ -37,14 +39,11 @@ pub struct MediaTypes {
 }
 
 impl MediaTypes {
-    pub const ALL: MediaTypes = MediaTypes {
-        video: true,
-        audio: true,
-        application: true,
-    };
+    pub const ALL: MediaTypes = MediaTypes { video: true, audio: true, application: true };
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Edge {
     pub from: String,
     pub to: String,
@@ -163,15 +162,14 @@ fn accepts(consumer: TypeName, producer: Cat, api: ApiVersion) -> Result<Flow, &
 
 /// Node names: 1–64 characters, no whitespace, no '/' (they appear in event subjects).
 pub(crate) fn valid_node_name(n: &str) -> bool {
-    !n.is_empty()
-        && n.chars().count() <= 64
-        && !n
-            .chars()
-            .any(|c| c.is_whitespace() || c.is_control() || c == '/')
+    !n.is_empty() && n.chars().count() <= 64 && !n.chars().any(|c| c.is_whitespace() || c.is_control() || c == '/')
 }
 
-/// Checks the graph and returns its edges. Errors go to `cx`.
-pub(crate) fn check(nodes: &[GraphNode], cx: &mut Ctx) -> Vec<Edge> {
+/// Checks the graph and returns its edges. Errors go to `cx`. `unreadable` names
+/// nodes whose own errors were already reported; with `incomplete`, rules about the
+/// whole graph (dead ends, partitions) are skipped, since they would only repeat
+/// those errors.
+pub(crate) fn check(nodes: &[GraphNode], unreadable: &[String], incomplete: bool, cx: &mut Ctx) -> Vec<Edge> {
     let api = cx.api;
     let mut ok_names = vec![true; nodes.len()];
     for (i, n) in nodes.iter().enumerate() {
@@ -179,20 +177,14 @@ pub(crate) fn check(nodes: &[GraphNode], cx: &mut Ctx) -> Vec<Edge> {
             cx.error(
                 Code::NameInvalid,
                 &n.path.key("name"),
-                format!(
-                    "'{}' is not a valid node name: 1 to 64 characters without spaces or '/'",
-                    n.name
-                ),
+                format!("'{}' is not a valid node name: 1 to 64 characters without spaces or '/'", n.name),
             );
         }
         if nodes[..i].iter().any(|m| m.name == n.name) {
             cx.error(
                 Code::NodeNameDuplicate,
                 &n.path.key("name"),
-                format!(
-                    "node name '{}' is used more than once; names must be unique in a topology",
-                    n.name
-                ),
+                format!("node name '{}' is used more than once; names must be unique in a topology", n.name),
             );
             ok_names[i] = false;
         }
@@ -201,49 +193,36 @@ pub(crate) fn check(nodes: &[GraphNode], cx: &mut Ctx) -> Vec<Edge> {
 
     // Resolve inputs into edges.
     let mut edges: Vec<(usize, usize, Flow, MediaTypes)> = Vec::new();
-    let mut resolved_all = true;
+    let mut resolved_all = !incomplete;
     for (ci, n) in nodes.iter().enumerate() {
         if n.role != Role::Source && n.inputs.is_empty() {
-            cx.error(
-                Code::PropertyRequired,
-                &n.path.key("inputs"),
-                format!("'{}' has no inputs", n.name),
-            );
+            cx.error(Code::PropertyRequired, &n.path.key("inputs"), format!("'{}' has no inputs", n.name));
         }
         for (k, input) in n.inputs.iter().enumerate() {
+            if unreadable.contains(&input.node_name) {
+                resolved_all = false;
+                continue;
+            }
             let Some(pi) = index(&input.node_name) else {
                 let hint = did_you_mean(&input.node_name, nodes.iter().map(|m| m.name.as_str()));
                 cx.error(
                     Code::NodeInputUnknown,
                     &input.path.key("nodeName"),
-                    format!(
-                        "'{}' takes input from '{}', which is not a node of this topology{hint}",
-                        n.name, input.node_name
-                    ),
+                    format!("'{}' takes input from '{}', which is not a node of this topology{hint}", n.name, input.node_name),
                 );
                 resolved_all = false;
                 continue;
             };
             if pi == ci {
-                cx.error(
-                    Code::GraphValidation,
-                    &input.path.key("nodeName"),
-                    format!("'{}' takes input from itself", n.name),
-                );
+                cx.error(Code::GraphValidation, &input.path.key("nodeName"), format!("'{}' takes input from itself", n.name));
                 resolved_all = false;
                 continue;
             }
-            if n.inputs[..k]
-                .iter()
-                .any(|other| other.node_name == input.node_name)
-            {
+            if n.inputs[..k].iter().any(|other| other.node_name == input.node_name) {
                 cx.error(
                     Code::GraphValidation,
                     &input.path.key("nodeName"),
-                    format!(
-                        "'{}' lists '{}' as an input more than once",
-                        n.name, input.node_name
-                    ),
+                    format!("'{}' lists '{}' as an input more than once", n.name, input.node_name),
                 );
                 continue;
             }
@@ -252,10 +231,7 @@ pub(crate) fn check(nodes: &[GraphNode], cx: &mut Ctx) -> Vec<Edge> {
                 cx.error(
                     Code::GraphValidation,
                     &input.path.key("nodeName"),
-                    format!(
-                        "'{}' takes input from the sink '{}', but sinks have no outputs",
-                        n.name, p.name
-                    ),
+                    format!("'{}' takes input from the sink '{}', but sinks have no outputs", n.name, p.name),
                 );
                 resolved_all = false;
                 continue;
@@ -263,20 +239,21 @@ pub(crate) fn check(nodes: &[GraphNode], cx: &mut Ctx) -> Vec<Edge> {
             match accepts(n.ty, cat(p.ty), api) {
                 Ok(flow) => {
                     if flow == Flow::Frames && !input.media.video {
-                        cx.error(Code::GraphValidation, &input.path.key("outputSelectors"), format!("'{}' needs video frames, but the output selectors on its input from '{}' exclude video", n.name, p.name));
+                        cx.error(
+                            Code::GraphValidation,
+                            &input.path.key("outputSelectors"),
+                            format!(
+                                "'{}' needs video frames, but the output selectors on its input from '{}' exclude video",
+                                n.name, p.name
+                            ),
+                        );
                     }
                     edges.push((pi, ci, flow, input.media));
                 }
                 Err(why) => cx.error(
                     Code::GraphValidation,
                     &input.path.key("nodeName"),
-                    format!(
-                        "'{}' ({}) cannot take input from '{}' ({}): {why}",
-                        n.name,
-                        n.ty.short(),
-                        p.name,
-                        p.ty.short()
-                    ),
+                    format!("'{}' ({}) cannot take input from '{}' ({}): {why}", n.name, n.ty.short(), p.name, p.ty.short()),
                 ),
             }
         }
@@ -284,8 +261,7 @@ pub(crate) fn check(nodes: &[GraphNode], cx: &mut Ctx) -> Vec<Edge> {
 
     // Per-kind input counts.
     for (ci, n) in nodes.iter().enumerate() {
-        let ins: Vec<&(usize, usize, Flow, MediaTypes)> =
-            edges.iter().filter(|e| e.1 == ci).collect();
+        let ins: Vec<&(usize, usize, Flow, MediaTypes)> = edges.iter().filter(|e| e.1 == ci).collect();
         let media = ins.iter().filter(|e| e.2 == Flow::EncodedMedia).count();
         let events = ins.iter().filter(|e| e.2 == Flow::Events).count();
         let frames = ins.iter().filter(|e| e.2 == Flow::Frames).count();
@@ -293,34 +269,28 @@ pub(crate) fn check(nodes: &[GraphNode], cx: &mut Ctx) -> Vec<Edge> {
         match n.ty {
             TypeName::SignalGateProcessor if resolved_all => {
                 if media != 1 {
-                    cx.error(Code::GraphValidation, &at, format!("signal gate '{}' needs exactly one media input from the RTSP source; it has {media}", n.name));
+                    cx.error(
+                        Code::GraphValidation,
+                        &at,
+                        format!("signal gate '{}' needs exactly one media input from the RTSP source; it has {media}", n.name),
+                    );
                 }
                 if events == 0 {
-                    cx.error(Code::GraphValidation, &at, format!("signal gate '{}' has no event input to trigger it (motion detection, an extension or a hub message source)", n.name));
+                    cx.error(
+                        Code::GraphValidation,
+                        &at,
+                        format!(
+                            "signal gate '{}' has no event input to trigger it (motion detection, an extension or a hub message source)",
+                            n.name
+                        ),
+                    );
                 }
             }
-            TypeName::VideoSink | TypeName::AssetSink | TypeName::FileSink
-                if resolved_all && media != 1 =>
-            {
-                cx.error(
-                    Code::GraphValidation,
-                    &at,
-                    format!("'{}' needs exactly one media input; it has {media}", n.name),
-                );
+            TypeName::VideoSink | TypeName::AssetSink | TypeName::FileSink if resolved_all && media != 1 => {
+                cx.error(Code::GraphValidation, &at, format!("'{}' needs exactly one media input; it has {media}", n.name));
             }
-            ty if n.role == Role::Processor
-                && ty != TypeName::SignalGateProcessor
-                && frames + events > 1 =>
-            {
-                cx.error(
-                    Code::GraphValidation,
-                    &at,
-                    format!(
-                        "'{}' takes exactly one input; it has {}",
-                        n.name,
-                        frames + events
-                    ),
-                );
+            ty if n.role == Role::Processor && ty != TypeName::SignalGateProcessor && frames + events > 1 => {
+                cx.error(Code::GraphValidation, &at, format!("'{}' takes exactly one input; it has {}", n.name, frames + events));
             }
             _ => {}
         }
@@ -330,19 +300,11 @@ pub(crate) fn check(nodes: &[GraphNode], cx: &mut Ctx) -> Vec<Edge> {
     let count = |t: TypeName| nodes.iter().filter(|n| n.ty == t).count();
     let at_most = |cx: &mut Ctx, t: TypeName, max: usize, why: &str| {
         if count(t) > max {
-            let extra = nodes
-                .iter()
-                .filter(|n| n.ty == t)
-                .nth(max)
-                .expect("count > max");
+            let extra = nodes.iter().filter(|n| n.ty == t).nth(max).expect("count > max");
             cx.error(
                 Code::GraphValidation,
                 &extra.path,
-                format!(
-                    "a topology may have at most {max} {}{why}; '{}' is one too many",
-                    t.short(),
-                    extra.name
-                ),
+                format!("a topology may have at most {max} {}{why}; '{}' is one too many", t.short(), extra.name),
             );
         }
     };
@@ -364,37 +326,18 @@ pub(crate) fn check(nodes: &[GraphNode], cx: &mut Ctx) -> Vec<Edge> {
     // Dead ends: every source and processor must feed something.
     for (i, n) in nodes.iter().enumerate() {
         if n.role != Role::Sink && ok_names[i] && resolved_all && !edges.iter().any(|e| e.0 == i) {
-            cx.error(
-                Code::GraphValidation,
-                &n.path,
-                format!(
-                    "'{}' has no downstream node: its output would go nowhere",
-                    n.name
-                ),
-            );
+            cx.error(Code::GraphValidation, &n.path, format!("'{}' has no downstream node: its output would go nowhere", n.name));
         }
     }
 
     if let Some(cycle) = find_cycle(nodes.len(), &edges) {
         let chain: Vec<&str> = cycle.iter().map(|&i| nodes[i].name.as_str()).collect();
-        cx.error(
-            Code::GraphValidation,
-            &nodes[cycle[0]].path,
-            format!("the graph has a cycle: {}", chain.join(" -> ")),
-        );
+        cx.error(Code::GraphValidation, &nodes[cycle[0]].path, format!("the graph has a cycle: {}", chain.join(" -> ")));
     } else if resolved_all {
         partitions(nodes, &edges, cx);
     }
 
-    edges
-        .into_iter()
-        .map(|(p, c, flow, media)| Edge {
-            from: nodes[p].name.clone(),
-            to: nodes[c].name.clone(),
-            flow,
-            media,
-        })
-        .collect()
+    edges.into_iter().map(|(p, c, flow, media)| Edge { from: nodes[p].name.clone(), to: nodes[c].name.clone(), flow, media }).collect()
 }
 
 /// A cycle as the list of node indices, first node repeated at the end.
@@ -402,12 +345,7 @@ fn find_cycle(n: usize, edges: &[(usize, usize, Flow, MediaTypes)]) -> Option<Ve
     // 0 = unvisited, 1 = on the stack, 2 = done.
     let mut state = vec![0u8; n];
     let mut stack: Vec<usize> = Vec::new();
-    fn dfs(
-        v: usize,
-        edges: &[(usize, usize, Flow, MediaTypes)],
-        state: &mut [u8],
-        stack: &mut Vec<usize>,
-    ) -> Option<Vec<usize>> {
+    fn dfs(v: usize, edges: &[(usize, usize, Flow, MediaTypes)], state: &mut [u8], stack: &mut Vec<usize>) -> Option<Vec<usize>> {
         state[v] = 1;
         stack.push(v);
         for e in edges.iter().filter(|e| e.0 == v) {
@@ -430,13 +368,7 @@ fn find_cycle(n: usize, edges: &[(usize, usize, Flow, MediaTypes)]) -> Option<Ve
         state[v] = 2;
         None
     }
-    (0..n).find_map(|v| {
-        if state[v] == 0 {
-            dfs(v, edges, &mut state, &mut stack)
-        } else {
-            None
-        }
-    })
+    (0..n).find_map(|v| if state[v] == 0 { dfs(v, edges, &mut state, &mut stack) } else { None })
 }
 
 /// Reports nodes not connected (ignoring direction) to the first node.
@@ -457,26 +389,16 @@ fn partitions(nodes: &[GraphNode], edges: &[(usize, usize, Flow, MediaTypes)], c
         let (a, b) = (find(&mut parent, e.0), find(&mut parent, e.1));
         parent[a] = b;
     }
-    let root_node = nodes
-        .iter()
-        .position(|n| n.ty == TypeName::RtspSource)
-        .unwrap_or(0);
+    let root_node = nodes.iter().position(|n| n.ty == TypeName::RtspSource).unwrap_or(0);
     let root = find(&mut parent, root_node);
-    let apart: Vec<&str> = (0..nodes.len())
-        .filter(|&i| find(&mut parent, i) != root)
-        .map(|i| nodes[i].name.as_str())
-        .collect();
+    let apart: Vec<&str> = (0..nodes.len()).filter(|&i| find(&mut parent, i) != root).map(|i| nodes[i].name.as_str()).collect();
     if !apart.is_empty() {
         cx.error(
             Code::GraphValidation,
             &JsonPath::root().key("properties"),
             format!(
                 "the graph is partitioned: {} not connected to '{}'",
-                apart
-                    .iter()
-                    .map(|n| format!("'{n}'"))
-                    .collect::<Vec<_>>()
-                    .join(", "),
+                apart.iter().map(|n| format!("'{n}'")).collect::<Vec<_>>().join(", "),
                 nodes[root_node].name
             ),
         );

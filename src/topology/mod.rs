@@ -13,9 +13,7 @@ pub mod params;
 pub mod plan;
 pub(crate) mod reader;
 
-pub use compile::{
-    check_instance_document, check_topology, compile_instance, parse_json, valid_entity_name,
-};
+pub use compile::{check_instance_document, check_topology, compile_instance, parse_json, valid_entity_name};
 pub use duration::SignedDuration;
 pub use error::{Code, CompileErrors, Diagnostic, JsonPath};
 pub use graph::{Edge, Flow, MediaTypes};
@@ -25,9 +23,9 @@ pub use plan::{GraphPlan, Plan, PlanNode, TopologyPlan};
 
 /// Whether a JSON document looks like an instance (live pipeline) rather than a topology.
 pub fn is_instance_document(doc: &serde_json::Value) -> bool {
-    let props = doc
-        .as_object()
-        .and_then(|m| m.iter().find(|(k, _)| k.eq_ignore_ascii_case("properties")))
-        .and_then(|(_, v)| v.as_object());
+    let props = doc.as_object().and_then(|m| m.iter().find(|(k, _)| k.eq_ignore_ascii_case("properties"))).and_then(|(_, v)| v.as_object());
     props.is_some_and(|p| p.keys().any(|k| k.eq_ignore_ascii_case("topologyName")))
 }
+
+#[cfg(test)]
+mod tests;

@@ -123,36 +123,11 @@ pub(crate) struct Avail {
     pub ava11: bool,
 }
 
-const ALL: Avail = Avail {
-    lva10: true,
-    lva20: true,
-    ava10: true,
-    ava11: true,
-};
-const LVA10: Avail = Avail {
-    lva10: true,
-    lva20: false,
-    ava10: false,
-    ava11: false,
-};
-const NOT_LVA10: Avail = Avail {
-    lva10: false,
-    lva20: true,
-    ava10: true,
-    ava11: true,
-};
-const AVA: Avail = Avail {
-    lva10: false,
-    lva20: false,
-    ava10: true,
-    ava11: true,
-};
-const AVA11: Avail = Avail {
-    lva10: false,
-    lva20: false,
-    ava10: false,
-    ava11: true,
-};
+const ALL: Avail = Avail { lva10: true, lva20: true, ava10: true, ava11: true };
+const LVA10: Avail = Avail { lva10: true, lva20: false, ava10: false, ava11: false };
+const NOT_LVA10: Avail = Avail { lva10: false, lva20: true, ava10: true, ava11: true };
+const AVA: Avail = Avail { lva10: false, lva20: false, ava10: true, ava11: true };
+const AVA11: Avail = Avail { lva10: false, lva20: false, ava10: false, ava11: true };
 /// LVA spelled the spatial analysis node `MediaGraphCognitiveServicesVisionExtension` in both versions.
 const CLOUD: Avail = AVA;
 
@@ -168,12 +143,7 @@ impl Avail {
 
     pub fn describe(&self) -> String {
         let mut v = Vec::new();
-        for (ok, n) in [
-            (self.lva10, "LVA 1.0"),
-            (self.lva20, "LVA 2.0"),
-            (self.ava10, "AVA 1.0"),
-            (self.ava11, "AVA 1.1"),
-        ] {
+        for (ok, n) in [(self.lva10, "LVA 1.0"), (self.lva20, "LVA 2.0"), (self.ava10, "AVA 1.0"), (self.ava11, "AVA 1.1")] {
             if ok {
                 v.push(n);
             }
@@ -246,10 +216,7 @@ pub(crate) const AVA_PREFIX: &str = "#Microsoft.VideoAnalyzer.";
 
 impl TypeName {
     pub(crate) fn info(&self) -> &'static TypeInfo {
-        TYPES
-            .iter()
-            .find(|t| t.ty == *self)
-            .expect("every TypeName is in TYPES")
+        TYPES.iter().find(|t| t.ty == *self).expect("every TypeName is in TYPES")
     }
 
     /// The canonical `@type` string in the given generation.
@@ -273,23 +240,13 @@ impl TypeName {
     /// prefix names.
     pub fn lookup(s: &str) -> Option<(TypeName, Generation)> {
         let s = s.trim();
-        let strip = |p: &str| {
-            (s.len() > p.len()
-                && s.is_char_boundary(p.len())
-                && s[..p.len()].eq_ignore_ascii_case(p))
-            .then(|| &s[p.len()..])
-        };
+        let strip =
+            |p: &str| (s.len() > p.len() && s.is_char_boundary(p.len()) && s[..p.len()].eq_ignore_ascii_case(p)).then(|| &s[p.len()..]);
         if let Some(rest) = strip(LVA_PREFIX) {
-            return TYPES
-                .iter()
-                .find(|t| t.lva.is_some_and(|n| n.eq_ignore_ascii_case(rest)))
-                .map(|t| (t.ty, Generation::Lva));
+            return TYPES.iter().find(|t| t.lva.is_some_and(|n| n.eq_ignore_ascii_case(rest))).map(|t| (t.ty, Generation::Lva));
         }
         if let Some(rest) = strip(AVA_PREFIX) {
-            return TYPES
-                .iter()
-                .find(|t| t.ava.is_some_and(|n| n.eq_ignore_ascii_case(rest)))
-                .map(|t| (t.ty, Generation::Ava));
+            return TYPES.iter().find(|t| t.ava.is_some_and(|n| n.eq_ignore_ascii_case(rest))).map(|t| (t.ty, Generation::Ava));
         }
         None
     }
@@ -351,36 +308,18 @@ mod tests {
 
     #[test]
     fn lookup_is_case_insensitive_and_knows_both_prefixes() {
-        assert_eq!(
-            TypeName::lookup("#Microsoft.Media.MediaGraphRtspSource"),
-            Some((TypeName::RtspSource, Generation::Lva))
-        );
-        assert_eq!(
-            TypeName::lookup("#microsoft.videoanalyzer.rtspsource"),
-            Some((TypeName::RtspSource, Generation::Ava))
-        );
-        assert_eq!(
-            TypeName::lookup("#Microsoft.Media.MediaGraphIotHubMessageSink"),
-            Some((TypeName::IotHubMessageSink, Generation::Lva))
-        );
-        assert_eq!(
-            TypeName::lookup("#Microsoft.VideoAnalyzer.MediaGraphRtspSource"),
-            None
-        );
+        assert_eq!(TypeName::lookup("#Microsoft.Media.MediaGraphRtspSource"), Some((TypeName::RtspSource, Generation::Lva)));
+        assert_eq!(TypeName::lookup("#microsoft.videoanalyzer.rtspsource"), Some((TypeName::RtspSource, Generation::Ava)));
+        assert_eq!(TypeName::lookup("#Microsoft.Media.MediaGraphIotHubMessageSink"), Some((TypeName::IotHubMessageSink, Generation::Lva)));
+        assert_eq!(TypeName::lookup("#Microsoft.VideoAnalyzer.MediaGraphRtspSource"), None);
         assert_eq!(TypeName::lookup("#Microsoft.Media.MediaGraph"), None);
         assert_eq!(TypeName::lookup("#Microsoft.Media.MediaGraphé"), None);
     }
 
     #[test]
     fn canonical_strings_follow_the_generation() {
-        assert_eq!(
-            TypeName::IotHubMessageSink.type_string(Generation::Lva),
-            "#Microsoft.Media.MediaGraphIoTHubMessageSink"
-        );
-        assert_eq!(
-            TypeName::IotHubMessageSink.type_string(Generation::Ava),
-            "#Microsoft.VideoAnalyzer.IotHubMessageSink"
-        );
+        assert_eq!(TypeName::IotHubMessageSink.type_string(Generation::Lva), "#Microsoft.Media.MediaGraphIoTHubMessageSink");
+        assert_eq!(TypeName::IotHubMessageSink.type_string(Generation::Ava), "#Microsoft.VideoAnalyzer.IotHubMessageSink");
         assert_eq!(
             TypeName::CognitiveServicesVisionProcessor.type_string(Generation::Lva),
             "#Microsoft.Media.MediaGraphCognitiveServicesVisionExtension"

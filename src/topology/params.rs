@@ -7,6 +7,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Declared type of a topology parameter (LVA `String`…, AVA `string`…; any case accepted).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub enum ParamType {
     String,
     SecretString,
@@ -28,11 +29,9 @@ impl ParamType {
     pub fn check(&self, value: &str) -> Result<(), String> {
         match self {
             ParamType::String | ParamType::SecretString => Ok(()),
-            ParamType::Int => value
-                .trim()
-                .parse::<i32>()
-                .map(|_| ())
-                .map_err(|_| format!("'{value}' is not an Int (a 32-bit signed integer)")),
+            ParamType::Int => {
+                value.trim().parse::<i32>().map(|_| ()).map_err(|_| format!("'{value}' is not an Int (a 32-bit signed integer)"))
+            }
             ParamType::Double => match value.trim().parse::<f64>() {
                 Ok(v) if v.is_finite() => Ok(()),
                 _ => Err(format!("'{value}' is not a Double")),
@@ -50,6 +49,7 @@ impl ParamType {
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct ParameterDeclaration {
     pub name: String,
     #[serde(rename = "type")]
@@ -62,6 +62,7 @@ pub struct ParameterDeclaration {
 
 /// Variables the module resolves itself.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub enum SystemVar {
     /// `yyyyMMddTHHmmssZ`, evaluated when a file or asset is created.
     DateTime,
@@ -85,10 +86,7 @@ impl SystemVar {
     ];
 
     pub fn lookup(name: &str) -> Option<SystemVar> {
-        Self::NAMES
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| *v)
+        Self::NAMES.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| *v)
     }
 
     pub fn names() -> impl Iterator<Item = &'static str> {
@@ -120,10 +118,7 @@ pub fn tokenize(s: &str) -> Result<Vec<Token<'_>>, String> {
         }
         let after = &rest[pos + 2..];
         let Some(end) = after.find('}') else {
-            return Err(format!(
-                "unterminated parameter reference '{}' (missing '}}')",
-                &rest[pos..]
-            ));
+            return Err(format!("unterminated parameter reference '{}' (missing '}}')", &rest[pos..]));
         };
         let name = &after[..end];
         if name.is_empty() {
@@ -158,9 +153,7 @@ pub fn tokenize(s: &str) -> Result<Vec<Token<'_>>, String> {
 pub fn valid_param_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 64
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
         && !(name.len() >= 7 && name[..7].eq_ignore_ascii_case("System."))
 }
 
@@ -181,11 +174,13 @@ pub struct Binding {
 
 /// A name whose date-time parts are filled in when each file or asset is created.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct NamePattern {
     pub segments: Vec<PatternSegment>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub enum PatternSegment {
     Lit(String),
     DateTime,
@@ -194,15 +189,11 @@ pub enum PatternSegment {
 
 impl NamePattern {
     pub fn literal(s: &str) -> Self {
-        NamePattern {
-            segments: vec![PatternSegment::Lit(s.to_string())],
-        }
+        NamePattern { segments: vec![PatternSegment::Lit(s.to_string())] }
     }
 
     pub fn has_runtime_variable(&self) -> bool {
-        self.segments
-            .iter()
-            .any(|s| !matches!(s, PatternSegment::Lit(_)))
+        self.segments.iter().any(|s| !matches!(s, PatternSegment::Lit(_)))
     }
 
     /// The literal text of the pattern with the date-time parts left out, for
@@ -258,15 +249,7 @@ fn utc_parts(at: SystemTime) -> (String, u32) {
     let day = doy - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + i64::from(month <= 2);
-    (
-        format!(
-            "{year:04}{month:02}{day:02}T{:02}{:02}{:02}",
-            sod / 3600,
-            (sod / 60) % 60,
-            sod % 60
-        ),
-        d.subsec_millis(),
-    )
+    (format!("{year:04}{month:02}{day:02}T{:02}{:02}{:02}", sod / 3600, (sod / 60) % 60, sod % 60), d.subsec_millis())
 }
 
 #[cfg(test)]
@@ -276,8 +259,9 @@ mod tests {
 
     #[test]
     fn tokenizes_mixed_literal_text_and_several_references() {
-        let t = tokenize("sampleFilesFromEVR-${System.TopologyName}-${System.PipelineName}-${fileSinkOutputName}-${System.Runtime.DateTime}")
-            .unwrap();
+        let t =
+            tokenize("sampleFilesFromEVR-${System.TopologyName}-${System.PipelineName}-${fileSinkOutputName}-${System.Runtime.DateTime}")
+                .unwrap();
         assert_eq!(
             t,
             vec![
@@ -295,31 +279,16 @@ mod tests {
 
     #[test]
     fn both_generations_system_names_and_any_case() {
-        assert_eq!(
-            SystemVar::lookup("System.DateTime"),
-            Some(SystemVar::DateTime)
-        );
-        assert_eq!(
-            SystemVar::lookup("System.Runtime.PreciseDateTime"),
-            Some(SystemVar::PreciseDateTime)
-        );
-        assert_eq!(
-            SystemVar::lookup("system.graphinstancename"),
-            Some(SystemVar::InstanceName)
-        );
-        assert_eq!(
-            SystemVar::lookup("System.PipelineName"),
-            Some(SystemVar::InstanceName)
-        );
+        assert_eq!(SystemVar::lookup("System.DateTime"), Some(SystemVar::DateTime));
+        assert_eq!(SystemVar::lookup("System.Runtime.PreciseDateTime"), Some(SystemVar::PreciseDateTime));
+        assert_eq!(SystemVar::lookup("system.graphinstancename"), Some(SystemVar::InstanceName));
+        assert_eq!(SystemVar::lookup("System.PipelineName"), Some(SystemVar::InstanceName));
         assert_eq!(SystemVar::lookup("System.Nope"), None);
     }
 
     #[test]
     fn dollar_without_brace_is_literal() {
-        assert_eq!(
-            tokenize("$AVA_TOKEN").unwrap(),
-            vec![Token::Lit("$AVA_TOKEN")]
-        );
+        assert_eq!(tokenize("$AVA_TOKEN").unwrap(), vec![Token::Lit("$AVA_TOKEN")]);
         assert_eq!(tokenize("").unwrap(), vec![]);
     }
 
@@ -357,10 +326,7 @@ mod tests {
         // 2020-02-22T17:32:00.123Z
         let t = UNIX_EPOCH + Duration::from_millis(1_582_392_720_123);
         assert_eq!(p.render(t), "clip-20200222T173200Z-20200222T173200.123Z");
-        assert_eq!(
-            p.to_string(),
-            "clip-${System.DateTime}-${System.PreciseDateTime}"
-        );
+        assert_eq!(p.to_string(), "clip-${System.DateTime}-${System.PreciseDateTime}");
         assert_eq!(p.literal_text(), "clip--");
     }
 }

@@ -11,6 +11,7 @@ use serde::Serialize;
 /// and `Option<NodeSettings>` for a topology checked alone (a node whose settings
 /// use a parameter without a default has none yet).
 #[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Plan<S> {
     pub api_version: ApiVersion,
     pub topology_name: String,
@@ -25,6 +26,7 @@ pub struct Plan<S> {
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct PlanNode<S> {
     pub name: String,
     #[serde(rename = "type")]
@@ -60,10 +62,7 @@ impl<S> Plan<S> {
     pub fn summary(&self) -> String {
         let roles = |r: Role| self.nodes.iter().filter(|n| n.role == r).count();
         let flows = |f: Flow| self.edges.iter().filter(|e| e.flow == f).count();
-        let required: Vec<&str> = self
-            .required_parameters()
-            .map(|p| p.name.as_str())
-            .collect();
+        let required: Vec<&str> = self.required_parameters().map(|p| p.name.as_str()).collect();
         let mut s = format!("{} ({})", self.topology_name, self.api_version);
         if let Some(i) = &self.instance_name {
             s.push_str(&format!(" instance {i}"));
@@ -81,11 +80,7 @@ impl<S> Plan<S> {
             self.parameters.len()
         ));
         if !required.is_empty() && self.instance_name.is_none() {
-            s.push_str(&format!(
-                " ({} without default: {})",
-                required.len(),
-                required.join(", ")
-            ));
+            s.push_str(&format!(" ({} without default: {})", required.len(), required.join(", ")));
         }
         s
     }

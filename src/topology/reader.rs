@@ -42,14 +42,7 @@ impl Text {
         match self.params.len() {
             0 => String::new(),
             1 => format!(" (from parameter '{}')", self.params[0]),
-            _ => format!(
-                " (from parameters {})",
-                self.params
-                    .iter()
-                    .map(|p| format!("'{p}'"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
+            _ => format!(" (from parameters {})", self.params.iter().map(|p| format!("'{p}'")).collect::<Vec<_>>().join(", ")),
         }
     }
 
@@ -65,13 +58,7 @@ impl Text {
 
 impl<'b> Ctx<'b> {
     pub fn new(api: ApiVersion, bindings: &'b Bindings) -> Self {
-        Ctx {
-            api,
-            bindings,
-            errors: Vec::new(),
-            warnings: Vec::new(),
-            deferred: false,
-        }
+        Ctx { api, bindings, errors: Vec::new(), warnings: Vec::new(), deferred: false }
     }
 
     pub fn ava(&self) -> bool {
@@ -79,13 +66,11 @@ impl<'b> Ctx<'b> {
     }
 
     pub fn error(&mut self, code: Code, target: &JsonPath, message: impl Into<String>) {
-        self.errors
-            .push(Diagnostic::new(code, target.clone(), message));
+        self.errors.push(Diagnostic::new(code, target.clone(), message));
     }
 
     pub fn warn(&mut self, code: Code, target: &JsonPath, message: impl Into<String>) {
-        self.warnings
-            .push(Diagnostic::new(code, target.clone(), message));
+        self.warnings.push(Diagnostic::new(code, target.clone(), message));
     }
 
     /// A scalar as text: strings are substituted, numbers and booleans taken as
@@ -109,36 +94,16 @@ impl<'b> Ctx<'b> {
     fn segments(&mut self, v: &Value, path: &JsonPath, allow_runtime: bool) -> Option<Resolved> {
         let raw = match v {
             Value::String(s) => s,
-            Value::Number(n) => {
-                return Some(Resolved::Text(Text {
-                    value: n.to_string(),
-                    secret: false,
-                    params: vec![],
-                }))
-            }
-            Value::Bool(b) => {
-                return Some(Resolved::Text(Text {
-                    value: b.to_string(),
-                    secret: false,
-                    params: vec![],
-                }))
-            }
+            Value::Number(n) => return Some(Resolved::Text(Text { value: n.to_string(), secret: false, params: vec![] })),
+            Value::Bool(b) => return Some(Resolved::Text(Text { value: b.to_string(), secret: false, params: vec![] })),
             other => {
-                self.error(
-                    Code::PropertyTypeInvalid,
-                    path,
-                    format!("expected a string, found {}", kind_of(other)),
-                );
+                self.error(Code::PropertyTypeInvalid, path, format!("expected a string, found {}", kind_of(other)));
                 return None;
             }
         };
         // Malformed references are reported once, by the document-wide scan.
         let tokens = tokenize(raw).ok()?;
-        let mut out = Text {
-            value: String::new(),
-            secret: false,
-            params: vec![],
-        };
+        let mut out = Text { value: String::new(), secret: false, params: vec![] };
         let mut pattern: Vec<PatternSegment> = Vec::new();
         let mut deferred = false;
         for t in tokens {
@@ -156,9 +121,7 @@ impl<'b> Ctx<'b> {
                     // Undeclared: already reported by the scan.
                     None => deferred = true,
                 },
-                Token::System(SystemVar::TopologyName) => {
-                    out.value.push_str(&self.bindings.topology_name)
-                }
+                Token::System(SystemVar::TopologyName) => out.value.push_str(&self.bindings.topology_name),
                 Token::System(SystemVar::InstanceName) => match &self.bindings.instance_name {
                     Some(n) => out.value.push_str(n),
                     None => deferred = true,
@@ -178,11 +141,7 @@ impl<'b> Ctx<'b> {
                     if !out.value.is_empty() {
                         pattern.push(PatternSegment::Lit(std::mem::take(&mut out.value)));
                     }
-                    pattern.push(if var == SystemVar::DateTime {
-                        PatternSegment::DateTime
-                    } else {
-                        PatternSegment::PreciseDateTime
-                    });
+                    pattern.push(if var == SystemVar::DateTime { PatternSegment::DateTime } else { PatternSegment::PreciseDateTime });
                 }
             }
         }
@@ -197,49 +156,25 @@ impl<'b> Ctx<'b> {
             pattern.push(PatternSegment::Lit(out.value.clone()));
         }
         let p = NamePattern { segments: pattern };
-        let whole = Text {
-            value: p.to_string(),
-            secret: out.secret,
-            params: out.params,
-        };
+        let whole = Text { value: p.to_string(), secret: out.secret, params: out.params };
         Some(Resolved::Pattern(p, whole))
     }
 
     /// Resolves a discriminator and checks that it is one of `allowed` and exists in
     /// this API version.
-    pub fn type_of(
-        &mut self,
-        v: &Value,
-        path: &JsonPath,
-        allowed: &[TypeName],
-        what: &str,
-    ) -> Option<TypeName> {
+    pub fn type_of(&mut self, v: &Value, path: &JsonPath, allowed: &[TypeName], what: &str) -> Option<TypeName> {
         let Value::String(s) = v else {
-            self.error(
-                Code::PropertyTypeInvalid,
-                path,
-                format!("'@type' must be a string, found {}", kind_of(v)),
-            );
+            self.error(Code::PropertyTypeInvalid, path, format!("'@type' must be a string, found {}", kind_of(v)));
             return None;
         };
         let gen = self.api.generation();
-        let candidates = || {
-            allowed
-                .iter()
-                .map(|t| t.type_string(gen))
-                .collect::<Vec<_>>()
-        };
+        let api = self.api;
+        let candidates =
+            || allowed.iter().filter(|t| t.info().avail.has(api) && !t.info().cloud).map(|t| t.type_string(gen)).collect::<Vec<_>>();
         let Some((ty, prefix_gen)) = TypeName::lookup(s) else {
             let all = TypeName::all_strings();
             let hint = did_you_mean(s, all.iter().map(String::as_str));
-            self.error(
-                Code::TypeUnknown,
-                path,
-                format!(
-                    "unknown {what} type '{s}'{hint}; expected one of: {}",
-                    candidates().join(", ")
-                ),
-            );
+            self.error(Code::TypeUnknown, path, format!("unknown {what} type '{s}'{hint}; expected one of: {}", candidates().join(", ")));
             return None;
         };
         if prefix_gen != gen {
@@ -248,11 +183,7 @@ impl<'b> Ctx<'b> {
                 path,
                 format!(
                     "'{s}' is a {} type but this document is {}; use '{}'",
-                    if prefix_gen == Generation::Lva {
-                        "LVA (#Microsoft.Media)"
-                    } else {
-                        "AVA (#Microsoft.VideoAnalyzer)"
-                    },
+                    if prefix_gen == Generation::Lva { "LVA (#Microsoft.Media)" } else { "AVA (#Microsoft.VideoAnalyzer)" },
                     self.api,
                     ty.type_string(gen)
                 ),
@@ -272,11 +203,7 @@ impl<'b> Ctx<'b> {
             self.error(
                 Code::TypeNotAllowedHere,
                 path,
-                format!(
-                    "a {} cannot be used as {what} here; expected one of: {}",
-                    ty.short(),
-                    candidates().join(", ")
-                ),
+                format!("a {} cannot be used as {what} here; expected one of: {}", ty.short(), candidates().join(", ")),
             );
             return None;
         }
@@ -284,11 +211,7 @@ impl<'b> Ctx<'b> {
             self.error(
                 Code::TypeNotInVersion,
                 path,
-                format!(
-                    "'{s}' does not exist in {} (it exists in {})",
-                    self.api,
-                    info.avail.describe()
-                ),
+                format!("'{s}' does not exist in {} (it exists in {})", self.api, info.avail.describe()),
             );
             return None;
         }
@@ -330,18 +253,9 @@ pub(crate) enum Need {
 impl<'a> Obj<'a> {
     pub fn new(v: &'a Value, path: JsonPath, cx: &mut Ctx, what: &str) -> Option<Obj<'a>> {
         match v {
-            Value::Object(map) => Some(Obj {
-                map,
-                path,
-                used: RefCell::new(vec![false; map.len()]),
-                known: RefCell::new(vec![]),
-            }),
+            Value::Object(map) => Some(Obj { map, path, used: RefCell::new(vec![false; map.len()]), known: RefCell::new(vec![]) }),
             other => {
-                cx.error(
-                    Code::PropertyTypeInvalid,
-                    &path,
-                    format!("{what} must be an object, found {}", kind_of(other)),
-                );
+                cx.error(Code::PropertyTypeInvalid, &path, format!("{what} must be an object, found {}", kind_of(other)));
                 None
             }
         }
@@ -356,14 +270,9 @@ impl<'a> Obj<'a> {
                 self.used.borrow_mut()[i] = true;
                 let path = self.path.key(name);
                 if found.is_some() {
-                    cx.error(
-                        Code::InvalidDocument,
-                        &path,
-                        format!(
-                            "property '{name}' is given more than once (keys differ only in case)"
-                        ),
-                    );
-                    return None;
+                    // Reported once; the first spelling is used so nothing cascades.
+                    cx.error(Code::InvalidDocument, &path, format!("property '{name}' is given more than once (keys differ only in case)"));
+                    continue;
                 }
                 if !v.is_null() {
                     found = Some((v, path));
@@ -374,24 +283,11 @@ impl<'a> Obj<'a> {
     }
 
     /// Like `get`, reporting a missing required property: `Err` when it is missing.
-    pub fn need(
-        &self,
-        cx: &mut Ctx,
-        name: &'static str,
-        need: Need,
-    ) -> Result<Option<(&'a Value, JsonPath)>, ()> {
+    pub fn need(&self, cx: &mut Ctx, name: &'static str, need: Need) -> Result<Option<(&'a Value, JsonPath)>, ()> {
         let r = self.get(cx, name);
         if r.is_none() && matches!(need, Need::Required) {
-            let how = if self.has_key(name) {
-                "is null"
-            } else {
-                "is missing"
-            };
-            cx.error(
-                Code::PropertyRequired,
-                &self.path.key(name),
-                format!("required property '{name}' {how}"),
-            );
+            let how = if self.has_key(name) { "is null" } else { "is missing" };
+            cx.error(Code::PropertyRequired, &self.path.key(name), format!("required property '{name}' {how}"));
             return Err(());
         }
         Ok(r)
@@ -408,10 +304,7 @@ impl<'a> Obj<'a> {
             cx.error(
                 Code::PropertyNotInVersion,
                 &self.path.key(name),
-                format!(
-                    "property '{name}' does not exist in {}; it is available from {available_from}",
-                    cx.api
-                ),
+                format!("property '{name}' does not exist in {}; it is available from {available_from}", cx.api),
             );
         }
     }
@@ -430,10 +323,7 @@ impl<'a> Obj<'a> {
                 cx.error(
                     Code::PropertyUnknown,
                     &self.path.key(k),
-                    format!(
-                        "unknown property '{k}'{hint}; known here: {}",
-                        known.join(", ")
-                    ),
+                    format!("unknown property '{k}'{hint}; known here: {}", known.join(", ")),
                 );
             }
         }
@@ -450,15 +340,7 @@ impl<'a> Obj<'a> {
             Some(t) => match T::from_text(&t) {
                 Ok(x) => Field::Value(x, path),
                 Err(why) => {
-                    cx.error(
-                        Code::PropertyValueInvalid,
-                        &path,
-                        format!(
-                            "{}{} is not valid for '{name}': {why}",
-                            t.shown(),
-                            t.origin()
-                        ),
-                    );
+                    cx.error(Code::PropertyValueInvalid, &path, format!("{}{} is not valid for '{name}': {why}", t.shown(), t.origin()));
                     Field::Failed
                 }
             },
@@ -492,26 +374,11 @@ impl<'a> Obj<'a> {
     }
 
     /// An array property (empty when an optional one is absent); each element with its path.
-    pub fn array(
-        &self,
-        cx: &mut Ctx,
-        name: &'static str,
-        need: Need,
-    ) -> Option<Vec<(&'a Value, JsonPath)>> {
+    pub fn array(&self, cx: &mut Ctx, name: &'static str, need: Need) -> Option<Vec<(&'a Value, JsonPath)>> {
         match self.need(cx, name, need).ok()? {
-            Some((Value::Array(items), path)) => Some(
-                items
-                    .iter()
-                    .enumerate()
-                    .map(|(i, v)| (v, path.index(i)))
-                    .collect(),
-            ),
+            Some((Value::Array(items), path)) => Some(items.iter().enumerate().map(|(i, v)| (v, path.index(i))).collect()),
             Some((other, path)) => {
-                cx.error(
-                    Code::PropertyTypeInvalid,
-                    &path,
-                    format!("'{name}' must be an array, found {}", kind_of(other)),
-                );
+                cx.error(Code::PropertyTypeInvalid, &path, format!("'{name}' must be an array, found {}", kind_of(other)));
                 None
             }
             None => Some(vec![]),
@@ -527,19 +394,13 @@ impl<'a> Obj<'a> {
                 cx.error(
                     Code::ParameterNotAllowedHere,
                     &path,
-                    format!(
-                        "'{name}' cannot use parameters: it shapes the graph and must be literal"
-                    ),
+                    format!("'{name}' cannot use parameters: it shapes the graph and must be literal"),
                 );
                 None
             }
             Value::String(s) => Some((s.clone(), path)),
             other => {
-                cx.error(
-                    Code::PropertyTypeInvalid,
-                    &path,
-                    format!("'{name}' must be a string, found {}", kind_of(other)),
-                );
+                cx.error(Code::PropertyTypeInvalid, &path, format!("'{name}' must be a string, found {}", kind_of(other)));
                 None
             }
         }
@@ -562,12 +423,7 @@ impl<'a> Obj<'a> {
 }
 
 /// Reads `@type` of an object and checks it against `allowed`.
-pub(crate) fn typed_of(
-    o: &Obj,
-    cx: &mut Ctx,
-    allowed: &[TypeName],
-    what: &str,
-) -> Option<TypeName> {
+pub(crate) fn typed_of(o: &Obj, cx: &mut Ctx, allowed: &[TypeName], what: &str) -> Option<TypeName> {
     let (v, path) = o.need(cx, "@type", Need::Required).ok()??;
     cx.type_of(v, &path, allowed, what)
 }
@@ -667,18 +523,10 @@ pub(crate) trait TextEnum: Sized + Copy + 'static {
 impl<E: TextEnum> FromText for E {
     fn from_text(t: &Text) -> Result<Self, String> {
         let s = t.value.trim();
-        E::VALUES
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(s))
-            .map(|(_, v)| *v)
-            .ok_or_else(|| {
-                let names: Vec<&str> = E::VALUES.iter().map(|(n, _)| *n).collect();
-                format!(
-                    "expected one of {}{}",
-                    names.join(", "),
-                    did_you_mean(s, names.iter().copied())
-                )
-            })
+        E::VALUES.iter().find(|(n, _)| n.eq_ignore_ascii_case(s)).map(|(_, v)| *v).ok_or_else(|| {
+            let names: Vec<&str> = E::VALUES.iter().map(|(n, _)| *n).collect();
+            format!("expected one of {}{}", names.join(", "), did_you_mean(s, names.iter().copied()))
+        })
     }
 }
 
@@ -686,8 +534,13 @@ impl<E: TextEnum> FromText for E {
 macro_rules! text_enum {
     ($(#[$m:meta])* $vis:vis enum $name:ident { $($variant:ident = $text:literal),+ $(,)? }) => {
         $(#[$m])*
-        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
         $vis enum $name { $($variant),+ }
+        impl serde::Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(self.as_str())
+            }
+        }
         impl $crate::topology::reader::TextEnum for $name {
             const VALUES: &'static [(&'static str, Self)] = &[$(($text, $name::$variant)),+];
         }
@@ -712,11 +565,7 @@ pub(crate) fn check_range<T: PartialOrd + std::fmt::Display>(
     unit: &str,
 ) -> bool {
     if v < lo || v > hi {
-        cx.error(
-            Code::PropertyValueOutOfRange,
-            path,
-            format!("{what} is {v}{unit}, outside the allowed range {lo}{unit} to {hi}{unit}"),
-        );
+        cx.error(Code::PropertyValueOutOfRange, path, format!("{what} is {v}{unit}, outside the allowed range {lo}{unit} to {hi}{unit}"));
         false
     } else {
         true

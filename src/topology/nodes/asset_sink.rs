@@ -9,6 +9,7 @@ use crate::topology::reader::{check_range, Ctx, Field, Need, Obj};
 use serde::Serialize;
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct AssetSink {
     pub asset_name_pattern: NamePattern,
     /// 30 s to 5 min in steps of 30 s (default 30 s).
@@ -21,32 +22,15 @@ pub(crate) fn parse(o: &Obj, cx: &mut Ctx) -> Option<AssetSink> {
     let pattern = asset_name(o, cx);
     let segment = segment_length(o, cx);
     // Required from LVA 2.0; optional in 1.0.
-    let need = if cx.api.at_least_lva20() {
-        Need::Required
-    } else {
-        Need::Optional
-    };
+    let need = if cx.api.at_least_lva20() { Need::Required } else { Need::Optional };
     let cache_path = match o.scalar::<String>(cx, "localMediaCachePath", need) {
         Field::Value(v, _) => Some(Some(v)),
         Field::Absent => Some(None),
         Field::Failed => None,
     };
-    let need = if cx.api.at_least_lva20() {
-        Need::Required
-    } else {
-        Need::Optional
-    };
+    let need = if cx.api.at_least_lva20() { Need::Required } else { Need::Optional };
     let cache_size = match o.scalar::<u64>(cx, "localMediaCacheMaximumSizeMiB", need) {
-        Field::Value(v, p) => check_range(
-            cx,
-            &p,
-            "localMediaCacheMaximumSizeMiB",
-            v,
-            1,
-            1 << 30,
-            " MiB",
-        )
-        .then_some(Some(v)),
+        Field::Value(v, p) => check_range(cx, &p, "localMediaCacheMaximumSizeMiB", v, 1, 1 << 30, " MiB").then_some(Some(v)),
         Field::Absent => Some(None),
         Field::Failed => None,
     };
@@ -78,11 +62,7 @@ fn asset_name(o: &Obj, cx: &mut Ctx) -> Option<NamePattern> {
         cx.error(
             Code::PropertyValueInvalidPattern,
             &path,
-            format!(
-                "{}{} does not match ^[^<>%&:\\\\/?*+.']{{1,260}}$",
-                text.shown(),
-                text.origin()
-            ),
+            format!("{}{} does not match ^[^<>%&:\\\\/?*+.']{{1,260}}$", text.shown(), text.origin()),
         );
         ok = false;
     }

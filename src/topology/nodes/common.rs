@@ -73,6 +73,7 @@ impl Endpoint {
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct TlsOptions {
     /// PEM certificates to trust instead of the system's list.
     pub trusted_certificates: Option<Vec<String>>,
@@ -81,15 +82,10 @@ pub struct TlsOptions {
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase", rename_all_fields = "camelCase")]
 pub enum Credentials {
-    UsernamePassword {
-        username: String,
-        password: Secret,
-    },
-    HttpHeader {
-        header_name: String,
-        header_value: Secret,
-    },
+    UsernamePassword { username: String, password: Secret },
+    HttpHeader { header_name: String, header_value: Secret },
 }
 
 /// What an endpoint is for: decides the URL schemes and credentials it may have.
@@ -131,7 +127,11 @@ pub(crate) fn endpoint(parent: &Obj, cx: &mut Ctx, usage: EndpointUse) -> Option
     let credentials = credentials(&o, cx, usage);
     let tls_opts = if tls {
         if usage == EndpointUse::Rtsp {
-            cx.error(Code::TypeNotAllowedHere, &o.path.key("@type"), "RTSP over TLS (rtsps) is not supported: cameras are reached with an UnsecuredEndpoint and rtsp:// URLs");
+            cx.error(
+                Code::TypeNotAllowedHere,
+                &o.path.key("@type"),
+                "RTSP over TLS (rtsps) is not supported: cameras are reached with an UnsecuredEndpoint and rtsp:// URLs",
+            );
         }
         tls_options(&o, cx, usage)
     } else {
@@ -139,85 +139,36 @@ pub(crate) fn endpoint(parent: &Obj, cx: &mut Ctx, usage: EndpointUse) -> Option
     };
     o.finish(cx);
     let (url, url_is_secret) = url?;
-    Some(Endpoint {
-        url,
-        url_is_secret,
-        credentials: credentials?,
-        tls: tls_opts?,
-    })
+    Some(Endpoint { url, url_is_secret, credentials: credentials?, tls: tls_opts? })
 }
 
-fn parse_url(
-    cx: &mut Ctx,
-    t: &Text,
-    path: &JsonPath,
-    usage: EndpointUse,
-    tls: bool,
-) -> Option<(Url, bool)> {
-    let shown = if t.secret {
-        "the URL".to_string()
-    } else {
-        format!("'{}'", t.value)
-    };
+fn parse_url(cx: &mut Ctx, t: &Text, path: &JsonPath, usage: EndpointUse, tls: bool) -> Option<(Url, bool)> {
+    let shown = if t.secret { "the URL".to_string() } else { format!("'{}'", t.value) };
     let url = match Url::parse(t.value.trim()) {
         Ok(u) => u,
         Err(e) => {
-            cx.error(
-                Code::PropertyValueInvalid,
-                path,
-                format!("{shown}{} is not a valid URL: {e}", t.origin()),
-            );
+            cx.error(Code::PropertyValueInvalid, path, format!("{shown}{} is not a valid URL: {e}", t.origin()));
             return None;
         }
     };
     let schemes = usage.schemes(tls);
     if !schemes.contains(&url.scheme()) {
         let (code, what) = match usage {
-            EndpointUse::Rtsp => (
-                Code::RtspEndpointUrlInvalidScheme,
-                "an RTSP source endpoint",
-            ),
-            EndpointUse::Http => (
-                Code::EndpointUrlInvalidScheme,
-                if tls {
-                    "a TLS HTTP extension endpoint"
-                } else {
-                    "an HTTP extension endpoint"
-                },
-            ),
-            EndpointUse::Grpc => (
-                Code::EndpointUrlInvalidScheme,
-                "a gRPC endpoint (tcp://host:port)",
-            ),
+            EndpointUse::Rtsp => (Code::RtspEndpointUrlInvalidScheme, "an RTSP source endpoint"),
+            EndpointUse::Http => {
+                (Code::EndpointUrlInvalidScheme, if tls { "a TLS HTTP extension endpoint" } else { "an HTTP extension endpoint" })
+            }
+            EndpointUse::Grpc => (Code::EndpointUrlInvalidScheme, "a gRPC endpoint (tcp://host:port)"),
         };
-        cx.error(
-            code,
-            path,
-            format!(
-                "Uri scheme '{}' is not valid for {what}. Valid values are: {}",
-                url.scheme(),
-                schemes.join(", ")
-            ),
-        );
+        cx.error(code, path, format!("Uri scheme '{}' is not valid for {what}. Valid values are: {}", url.scheme(), schemes.join(", ")));
         return None;
     }
     if url.host_str().is_none_or(str::is_empty) {
-        cx.error(
-            Code::PropertyValueInvalid,
-            path,
-            format!("{shown}{} has no host", t.origin()),
-        );
+        cx.error(Code::PropertyValueInvalid, path, format!("{shown}{} has no host", t.origin()));
         return None;
     }
     if usage == EndpointUse::Grpc && url.port().is_none() {
-        cx.error(
-            Code::PropertyValueInvalid,
-            path,
-            format!(
-                "{shown}{} has no port; gRPC endpoints are tcp://host:port",
-                t.origin()
-            ),
-        );
+        cx.error(Code::PropertyValueInvalid, path, format!("{shown}{} has no port; gRPC endpoints are tcp://host:port", t.origin()));
         return None;
     }
     Some((url, t.secret))
@@ -226,10 +177,7 @@ fn parse_url(
 fn credentials(o: &Obj, cx: &mut Ctx, usage: EndpointUse) -> Option<Option<Credentials>> {
     let allowed: &[TypeName] = match usage {
         EndpointUse::Rtsp => &[TypeName::UsernamePasswordCredentials],
-        _ => &[
-            TypeName::UsernamePasswordCredentials,
-            TypeName::HttpHeaderCredentials,
-        ],
+        _ => &[TypeName::UsernamePasswordCredentials, TypeName::HttpHeaderCredentials],
     };
     let Some((ty, c)) = o.typed(cx, "credentials", Need::Optional, allowed, "credentials")? else {
         return Some(None);
@@ -243,43 +191,23 @@ fn credentials(o: &Obj, cx: &mut Ctx, usage: EndpointUse) -> Option<Option<Crede
         } else {
             c.req::<String>(cx, "password")
         };
-        Some(Credentials::UsernamePassword {
-            username: username?,
-            password: Secret(password?),
-        })
+        Some(Credentials::UsernamePassword { username: username?, password: Secret(password?) })
     } else {
         let name = c.req::<String>(cx, "headerName");
         let value = c.req::<String>(cx, "headerValue");
         if let Some(n) = &name {
-            if n.is_empty()
-                || !n
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"-_!#$%&'*+.^`|~".contains(&b))
-            {
-                cx.error(
-                    Code::PropertyValueInvalid,
-                    &c.path.key("headerName"),
-                    format!("'{n}' is not a valid HTTP header name"),
-                );
+            if n.is_empty() || !n.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_!#$%&'*+.^`|~".contains(&b)) {
+                cx.error(Code::PropertyValueInvalid, &c.path.key("headerName"), format!("'{n}' is not a valid HTTP header name"));
             }
         }
-        Some(Credentials::HttpHeader {
-            header_name: name?,
-            header_value: Secret(value?),
-        })
+        Some(Credentials::HttpHeader { header_name: name?, header_value: Secret(value?) })
     };
     c.finish(cx);
     creds.map(Some)
 }
 
 fn tls_options(o: &Obj, cx: &mut Ctx, usage: EndpointUse) -> Option<Option<TlsOptions>> {
-    let trusted = match o.typed(
-        cx,
-        "trustedCertificates",
-        Need::Optional,
-        &[TypeName::PemCertificateList],
-        "certificate source",
-    )? {
+    let trusted = match o.typed(cx, "trustedCertificates", Need::Optional, &[TypeName::PemCertificateList], "certificate source")? {
         Some((_, c)) => {
             c.skip(cx, "@type");
             let items = c.array(cx, "certificates", Need::Required);
@@ -287,15 +215,9 @@ fn tls_options(o: &Obj, cx: &mut Ctx, usage: EndpointUse) -> Option<Option<TlsOp
             let mut ok = items.is_some();
             for (v, path) in items.unwrap_or_default() {
                 match cx.text(v, &path) {
-                    Some(t) if t.value.contains("-----BEGIN CERTIFICATE-----") => {
-                        pems.push(t.value)
-                    }
+                    Some(t) if t.value.contains("-----BEGIN CERTIFICATE-----") => pems.push(t.value),
                     Some(_) => {
-                        cx.error(
-                            Code::PropertyValueInvalid,
-                            &path,
-                            "not a PEM certificate (no '-----BEGIN CERTIFICATE-----')",
-                        );
+                        cx.error(Code::PropertyValueInvalid, &path, "not a PEM certificate (no '-----BEGIN CERTIFICATE-----')");
                         ok = false;
                     }
                     None => ok = false,
@@ -322,11 +244,7 @@ fn tls_options(o: &Obj, cx: &mut Ctx, usage: EndpointUse) -> Option<Option<TlsOp
         }
         v.finish(cx);
     }
-    Some(Some(TlsOptions {
-        trusted_certificates: trusted,
-        ignore_hostname: ih?,
-        ignore_signature: is?,
-    }))
+    Some(Some(TlsOptions { trusted_certificates: trusted, ignore_hostname: ih?, ignore_signature: is? }))
 }
 
 text_enum! {
@@ -352,6 +270,7 @@ pub const MAX_SCALE_SIDE: u32 = 8192;
 pub const DEFAULT_JPEG_QUALITY: u8 = 90;
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct ImageScale {
     pub mode: ScaleMode,
     pub width: Option<u32>,
@@ -359,6 +278,7 @@ pub struct ImageScale {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub enum ImageFormat {
     Raw(PixelFormat),
     Jpeg { quality: u8 },
@@ -368,6 +288,7 @@ pub enum ImageFormat {
 
 /// How frames are prepared before they go to an extension.
 #[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct ImageSpec {
     /// `None`: the frame keeps its native size.
     pub scale: Option<ImageScale>,
@@ -376,12 +297,7 @@ pub struct ImageSpec {
 
 impl Default for ImageSpec {
     fn default() -> Self {
-        ImageSpec {
-            scale: None,
-            format: ImageFormat::Jpeg {
-                quality: DEFAULT_JPEG_QUALITY,
-            },
-        }
+        ImageSpec { scale: None, format: ImageFormat::Jpeg { quality: DEFAULT_JPEG_QUALITY } }
     }
 }
 
@@ -410,19 +326,11 @@ pub(crate) fn image(parent: &Obj, cx: &mut Ctx, need: Need) -> Option<ImageSpec>
             if let (Some(m), true) = (mode, ok) {
                 match (m, w, h) {
                     (ScaleMode::PreserveAspectRatio, None, None) => {
-                        cx.error(
-                            Code::PropertyRequired,
-                            &s.path,
-                            "preserveAspectRatio needs a width, a height, or both",
-                        );
+                        cx.error(Code::PropertyRequired, &s.path, "preserveAspectRatio needs a width, a height, or both");
                         ok = false;
                     }
                     (ScaleMode::Pad | ScaleMode::Stretch, w, h) if w.is_none() || h.is_none() => {
-                        cx.error(
-                            Code::PropertyRequired,
-                            &s.path,
-                            format!("scale mode '{}' needs both width and height", m.as_str()),
-                        );
+                        cx.error(Code::PropertyRequired, &s.path, format!("scale mode '{}' needs both width and height", m.as_str()));
                         ok = false;
                     }
                     _ => {}
@@ -432,36 +340,21 @@ pub(crate) fn image(parent: &Obj, cx: &mut Ctx, need: Need) -> Option<ImageSpec>
             if !ok {
                 None
             } else {
-                Some(Some(ImageScale {
-                    mode: mode?,
-                    width: w,
-                    height: h,
-                }))
+                Some(Some(ImageScale { mode: mode?, width: w, height: h }))
             }
         }
         None => Some(None),
     };
     let format = image_format(&o, cx);
     o.finish(cx);
-    Some(ImageSpec {
-        scale: scale?,
-        format: format?,
-    })
+    Some(ImageSpec { scale: scale?, format: format? })
 }
 
 fn image_format(o: &Obj, cx: &mut Ctx) -> Option<ImageFormat> {
     use TypeName::*;
-    let allowed = [
-        ImageFormatRaw,
-        ImageFormatJpeg,
-        ImageFormatBmp,
-        ImageFormatPng,
-        ImageFormatEncoded,
-    ];
+    let allowed = [ImageFormatRaw, ImageFormatJpeg, ImageFormatBmp, ImageFormatPng, ImageFormatEncoded];
     let Some((ty, f)) = o.typed(cx, "format", Need::Optional, &allowed, "image format")? else {
-        return Some(ImageFormat::Jpeg {
-            quality: DEFAULT_JPEG_QUALITY,
-        });
+        return Some(ImageFormat::Jpeg { quality: DEFAULT_JPEG_QUALITY });
     };
     f.skip(cx, "@type");
     let quality = |f: &Obj, cx: &mut Ctx| -> Option<u8> {
@@ -472,9 +365,7 @@ fn image_format(o: &Obj, cx: &mut Ctx) -> Option<ImageFormat> {
         }
     };
     let out = match ty {
-        ImageFormatRaw => f
-            .req::<PixelFormat>(cx, "pixelFormat")
-            .map(ImageFormat::Raw),
+        ImageFormatRaw => f.req::<PixelFormat>(cx, "pixelFormat").map(ImageFormat::Raw),
         ImageFormatJpeg => quality(&f, cx).map(|quality| ImageFormat::Jpeg { quality }),
         ImageFormatBmp => Some(ImageFormat::Bmp),
         ImageFormatPng => Some(ImageFormat::Png),
@@ -495,6 +386,7 @@ fn image_format(o: &Obj, cx: &mut Ctx) -> Option<ImageFormat> {
 
 /// Which frames go to an extension (LVA 2.0+, AVA).
 #[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct SamplingOptions {
     /// Upper bound on frames per second submitted; `None`: every frame.
     pub maximum_samples_per_second: Option<f64>,
@@ -504,41 +396,27 @@ pub struct SamplingOptions {
 
 pub(crate) fn sampling(parent: &Obj, cx: &mut Ctx) -> Option<SamplingOptions> {
     if !cx.api.at_least_lva20() {
-        parent.gate(
-            cx,
-            "samplingOptions",
-            "LVA 2.0 (use a FrameRateFilterProcessor in 1.0)",
-        );
-        return Some(SamplingOptions {
-            maximum_samples_per_second: None,
-            skip_samples_without_annotation: false,
-        });
+        parent.gate(cx, "samplingOptions", "LVA 2.0 (use a FrameRateFilterProcessor in 1.0)");
+        return Some(SamplingOptions { maximum_samples_per_second: None, skip_samples_without_annotation: false });
     }
     let Some(o) = parent.object(cx, "samplingOptions", Need::Optional)? else {
-        return Some(SamplingOptions {
-            maximum_samples_per_second: None,
-            skip_samples_without_annotation: false,
-        });
+        return Some(SamplingOptions { maximum_samples_per_second: None, skip_samples_without_annotation: false });
     };
     let max = match o.scalar::<f64>(cx, "maximumSamplesPerSecond", Need::Optional) {
-        Field::Value(v, p) => {
-            check_range(cx, &p, "maximumSamplesPerSecond", v, 0.0001, 1000.0, "").then_some(Some(v))
-        }
+        Field::Value(v, p) => check_range(cx, &p, "maximumSamplesPerSecond", v, 0.0001, 1000.0, "").then_some(Some(v)),
         Field::Absent => Some(None),
         Field::Failed => None,
     };
     let skip = o.opt_or(cx, "skipSamplesWithoutAnnotation", false);
     o.finish(cx);
-    Some(SamplingOptions {
-        maximum_samples_per_second: max?,
-        skip_samples_without_annotation: skip?,
-    })
+    Some(SamplingOptions { maximum_samples_per_second: max?, skip_samples_without_annotation: skip? })
 }
 
 /// A point in normalised frame coordinates: `[left, top]`, `[0,0]` top-left, each in 0..1.
 pub type Point = [f64; 2];
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct NamedLine {
     pub name: String,
     pub from: Point,
@@ -546,6 +424,7 @@ pub struct NamedLine {
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct NamedPolygon {
     pub name: String,
     pub points: Vec<Point>,
@@ -559,11 +438,7 @@ fn points(cx: &mut Ctx, t: &Text, path: &JsonPath) -> Option<Vec<Point>> {
             cx.error(
                 Code::PropertyValueInvalid,
                 path,
-                format!(
-                    "{}{} is not a list of points like [[0.1,0.2],[0.3,0.4]]",
-                    t.shown(),
-                    t.origin()
-                ),
+                format!("{}{} is not a list of points like [[0.1,0.2],[0.3,0.4]]", t.shown(), t.origin()),
             );
             return None;
         }
@@ -573,10 +448,7 @@ fn points(cx: &mut Ctx, t: &Text, path: &JsonPath) -> Option<Vec<Point>> {
             cx.error(
                 Code::PropertyValueOutOfRange,
                 path,
-                format!(
-                    "point [{}, {}] is outside the frame; coordinates are ratios from 0 to 1",
-                    p[0], p[1]
-                ),
+                format!("point [{}, {}] is outside the frame; coordinates are ratios from 0 to 1", p[0], p[1]),
             );
             return None;
         }
@@ -592,14 +464,7 @@ pub(crate) fn named_line(v: &serde_json::Value, path: JsonPath, cx: &mut Ctx) ->
         Field::Value(t, p) => match points(cx, &t, &p)? {
             pts if pts.len() == 2 && pts[0] != pts[1] => Some((pts[0], pts[1])),
             pts => {
-                cx.error(
-                    Code::PropertyValueInvalid,
-                    &p,
-                    format!(
-                        "a line is two distinct points; found {} point(s)",
-                        pts.len()
-                    ),
-                );
+                cx.error(Code::PropertyValueInvalid, &p, format!("a line is two distinct points; found {} point(s)", pts.len()));
                 None
             }
         },
@@ -607,18 +472,10 @@ pub(crate) fn named_line(v: &serde_json::Value, path: JsonPath, cx: &mut Ctx) ->
     };
     o.finish(cx);
     let (from, to) = line?;
-    Some(NamedLine {
-        name: name?,
-        from,
-        to,
-    })
+    Some(NamedLine { name: name?, from, to })
 }
 
-pub(crate) fn named_polygon(
-    v: &serde_json::Value,
-    path: JsonPath,
-    cx: &mut Ctx,
-) -> Option<NamedPolygon> {
+pub(crate) fn named_polygon(v: &serde_json::Value, path: JsonPath, cx: &mut Ctx) -> Option<NamedPolygon> {
     let o = Obj::new(v, path, cx, "a zone")?;
     let _ = typed_of(&o, cx, &[TypeName::NamedPolygonString], "zone")?;
     let name = o.req::<String>(cx, "name");
@@ -630,14 +487,7 @@ pub(crate) fn named_polygon(
                 pts.pop();
             }
             if pts.len() < 3 {
-                cx.error(
-                    Code::PropertyValueInvalid,
-                    &p,
-                    format!(
-                        "a polygon needs at least 3 distinct corners; found {}",
-                        pts.len()
-                    ),
-                );
+                cx.error(Code::PropertyValueInvalid, &p, format!("a polygon needs at least 3 distinct corners; found {}", pts.len()));
                 None
             } else {
                 Some(pts)
@@ -646,26 +496,15 @@ pub(crate) fn named_polygon(
         _ => None,
     };
     o.finish(cx);
-    Some(NamedPolygon {
-        name: name?,
-        points: poly?,
-    })
+    Some(NamedPolygon { name: name?, points: poly? })
 }
 
 /// Checks that names in a list are unique; reports the repeats.
-pub(crate) fn unique_names<'n>(
-    cx: &mut Ctx,
-    items: impl IntoIterator<Item = (&'n str, JsonPath)>,
-    what: &str,
-) {
+pub(crate) fn unique_names<'n>(cx: &mut Ctx, items: impl IntoIterator<Item = (&'n str, JsonPath)>, what: &str) {
     let mut seen: Vec<&str> = Vec::new();
     for (n, p) in items {
         if seen.contains(&n) {
-            cx.error(
-                Code::PropertyValueInvalid,
-                &p,
-                format!("{what} name '{n}' is used more than once"),
-            );
+            cx.error(Code::PropertyValueInvalid, &p, format!("{what} name '{n}' is used more than once"));
         }
         seen.push(n);
     }
@@ -673,35 +512,17 @@ pub(crate) fn unique_names<'n>(
 
 /// An edge hub input or output name: it becomes part of MQTT topics, so it may not
 /// contain topic separators or wildcards. At most 50 characters (VSC-RULES).
-pub(crate) fn hub_name(
-    o: &Obj,
-    cx: &mut Ctx,
-    key: &'static str,
-    required: bool,
-) -> Option<Option<String>> {
-    let need = if required {
-        Need::Required
-    } else {
-        Need::Optional
-    };
+pub(crate) fn hub_name(o: &Obj, cx: &mut Ctx, key: &'static str, required: bool) -> Option<Option<String>> {
+    let need = if required { Need::Required } else { Need::Optional };
     match o.scalar::<String>(cx, key, need) {
         Field::Value(n, p) => {
-            if n.is_empty()
-                || n.len() > 50
-                || !n
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
-            {
+            if n.is_empty() || n.len() > 50 || !n.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.')) {
                 cx.error(
                     Code::PropertyValueInvalidPattern,
                     &p,
                     format!(
                         "'{n}' is not a valid hub {}: 1 to 50 letters, digits, '_', '-' or '.'",
-                        if key == "hubInputName" {
-                            "input name"
-                        } else {
-                            "output name"
-                        }
+                        if key == "hubInputName" { "input name" } else { "output name" }
                     ),
                 );
                 None
@@ -718,10 +539,7 @@ pub(crate) fn hub_name(
 pub(crate) fn has_system_variable(raw: &serde_json::Value) -> bool {
     match raw {
         serde_json::Value::String(s) => crate::topology::params::tokenize(s)
-            .map(|t| {
-                t.iter()
-                    .any(|t| matches!(t, crate::topology::params::Token::System(_)))
-            })
+            .map(|t| t.iter().any(|t| matches!(t, crate::topology::params::Token::System(_))))
             .unwrap_or(false),
         _ => false,
     }

@@ -7,6 +7,7 @@ use crate::topology::reader::{check_range, Ctx, Field, Need, Obj};
 use serde::Serialize;
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct FileSink {
     /// Relative paths resolve under the appliance's state directory.
     pub base_directory_path: String,
@@ -23,11 +24,7 @@ pub(crate) fn parse(o: &Obj, cx: &mut Ctx) -> Option<FileSink> {
         }
         return lva10(o, cx);
     }
-    o.gate(
-        cx,
-        "filePathPattern",
-        "LVA 1.0 only (use baseDirectoryPath and fileNamePattern)",
-    );
+    o.gate(cx, "filePathPattern", "LVA 1.0 only (use baseDirectoryPath and fileNamePattern)");
     let dir = o.scalar::<String>(cx, "baseDirectoryPath", Need::Required);
     let dir = match dir {
         Field::Value(d, p) if d.trim().is_empty() => {
@@ -38,16 +35,10 @@ pub(crate) fn parse(o: &Obj, cx: &mut Ctx) -> Option<FileSink> {
     };
     let pattern = name_pattern(o, cx, "fileNamePattern");
     let size = match o.scalar::<u64>(cx, "maximumSizeMiB", Need::Required) {
-        Field::Value(v, p) => {
-            check_range(cx, &p, "maximumSizeMiB", v, 1, 1 << 30, " MiB").then_some(v)
-        }
+        Field::Value(v, p) => check_range(cx, &p, "maximumSizeMiB", v, 1, 1 << 30, " MiB").then_some(v),
         _ => None,
     };
-    Some(FileSink {
-        base_directory_path: dir?,
-        file_name_pattern: pattern?,
-        maximum_size_mib: Some(size?),
-    })
+    Some(FileSink { base_directory_path: dir?, file_name_pattern: pattern?, maximum_size_mib: Some(size?) })
 }
 
 /// LVA 1.0: one absolute `filePathPattern`, split into directory and file name.
@@ -63,16 +54,15 @@ fn lva10(o: &Obj, cx: &mut Ctx) -> Option<FileSink> {
         }
     }
     if dir.is_empty() {
-        cx.error(Code::PropertyValueInvalid, &o.path.key("filePathPattern"), "filePathPattern must be a path with a directory, such as /var/media/clip-${System.DateTime}");
+        cx.error(
+            Code::PropertyValueInvalid,
+            &o.path.key("filePathPattern"),
+            "filePathPattern must be a path with a directory, such as /var/media/clip-${System.DateTime}",
+        );
         return None;
     }
-    segments
-        .retain(|s| !matches!(s, crate::topology::params::PatternSegment::Lit(l) if l.is_empty()));
-    Some(FileSink {
-        base_directory_path: dir,
-        file_name_pattern: NamePattern { segments },
-        maximum_size_mib: None,
-    })
+    segments.retain(|s| !matches!(s, crate::topology::params::PatternSegment::Lit(l) if l.is_empty()));
+    Some(FileSink { base_directory_path: dir, file_name_pattern: NamePattern { segments }, maximum_size_mib: None })
 }
 
 /// A file name pattern: 1–260 characters, at least one system variable (so that each
@@ -82,47 +72,33 @@ fn name_pattern(o: &Obj, cx: &mut Ctx, key: &'static str) -> Option<NamePattern>
     let (pattern, text) = cx.pattern(raw, &path)?;
     let mut ok = true;
     if !has_system_variable(raw) {
-        cx.error(Code::PropertyValueInvalidPattern, &path, format!("{key} must include at least one system variable, such as ${{System.DateTime}}, so that each recording gets its own file"));
-        ok = false;
-    }
-    let len = text.value.chars().count();
-    if len == 0 || len > 260 {
-        cx.error(
-            Code::PropertyValueOutOfRange,
-            &path,
-            format!("{key} must be 1 to 260 characters long, not {len}"),
-        );
-        ok = false;
-    }
-    let literal = pattern.literal_text();
-    let name_part = if key == "filePathPattern" {
-        literal.rsplit('/').next().unwrap_or("")
-    } else {
-        literal.as_str()
-    };
-    if let Some(c) = name_part.chars().find(|c| {
-        matches!(
-            c,
-            '/' | '\\' | '\0' | ':' | '*' | '?' | '"' | '<' | '>' | '|'
-        ) || c.is_control()
-    }) {
         cx.error(
             Code::PropertyValueInvalidPattern,
             &path,
             format!(
-                "the file name '{}' contains '{}', which is not allowed in file names",
-                name_part,
-                c.escape_default()
+                "{key} must include at least one system variable, such as ${{System.DateTime}}, so that each recording gets its own file"
             ),
         );
         ok = false;
     }
-    if name_part.split(['/']).any(|seg| seg == "..") {
+    let len = text.value.chars().count();
+    if len == 0 || len > 260 {
+        cx.error(Code::PropertyValueOutOfRange, &path, format!("{key} must be 1 to 260 characters long, not {len}"));
+        ok = false;
+    }
+    let literal = pattern.literal_text();
+    let name_part = if key == "filePathPattern" { literal.rsplit('/').next().unwrap_or("") } else { literal.as_str() };
+    if let Some(c) = name_part.chars().find(|c| matches!(c, '/' | '\\' | '\0' | ':' | '*' | '?' | '"' | '<' | '>' | '|') || c.is_control())
+    {
         cx.error(
             Code::PropertyValueInvalidPattern,
             &path,
-            "'..' is not allowed in file names",
+            format!("the file name '{}' contains '{}', which is not allowed in file names", name_part, c.escape_default()),
         );
+        ok = false;
+    }
+    if name_part.split(['/']).any(|seg| seg == "..") {
+        cx.error(Code::PropertyValueInvalidPattern, &path, "'..' is not allowed in file names");
         ok = false;
     }
     ok.then_some(pattern)

@@ -14,6 +14,7 @@ text_enum! {
 pub const DEFAULT_SHARED_MEMORY_MIB: u32 = 64;
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct GrpcExtension {
     #[serde(flatten)]
     pub base: ExtensionBase,
@@ -33,21 +34,14 @@ pub(crate) fn parse(o: &Obj, cx: &mut Ctx) -> Option<GrpcExtension> {
             let size = match (mode, size) {
                 (_, Field::Failed) | (None, _) => None,
                 (Some(TransferMode::Embedded), Field::Value(_, p)) => {
-                    cx.error(
-                        Code::PropertyValueInvalid,
-                        &p,
-                        "sharedMemorySizeMiB is only valid with mode 'sharedMemory'",
-                    );
+                    cx.error(Code::PropertyValueInvalid, &p, "sharedMemorySizeMiB is only valid with mode 'sharedMemory'");
                     None
                 }
                 (Some(TransferMode::Embedded), Field::Absent) => Some(None),
                 (Some(TransferMode::SharedMemory), Field::Value(v, p)) => {
-                    check_range(cx, &p, "sharedMemorySizeMiB", v, 1, 4096, " MiB")
-                        .then_some(Some(v))
+                    check_range(cx, &p, "sharedMemorySizeMiB", v, 1, 4096, " MiB").then_some(Some(v))
                 }
-                (Some(TransferMode::SharedMemory), Field::Absent) => {
-                    Some(Some(DEFAULT_SHARED_MEMORY_MIB))
-                }
+                (Some(TransferMode::SharedMemory), Field::Absent) => Some(Some(DEFAULT_SHARED_MEMORY_MIB)),
             };
             d.finish(cx);
             mode.zip(size)
@@ -61,10 +55,5 @@ pub(crate) fn parse(o: &Obj, cx: &mut Ctx) -> Option<GrpcExtension> {
         Some(None)
     };
     let (mode, shared_memory_size_mib) = transfer?;
-    Some(GrpcExtension {
-        base: base?,
-        mode,
-        shared_memory_size_mib,
-        extension_configuration: config?,
-    })
+    Some(GrpcExtension { base: base?, mode, shared_memory_size_mib, extension_configuration: config? })
 }

@@ -48,16 +48,12 @@ pub(crate) fn parse(ty: TypeName, o: &Obj, cx: &mut Ctx, node_name: &str) -> Opt
     use TypeName as T;
     Some(match ty {
         T::RtspSource => N::RtspSource(rtsp_source::parse(o, cx)?),
-        T::IotHubMessageSource => {
-            N::IotHubMessageSource(iot_hub_message_source::parse(o, cx, node_name)?)
-        }
+        T::IotHubMessageSource => N::IotHubMessageSource(iot_hub_message_source::parse(o, cx, node_name)?),
         T::MotionDetectionProcessor => N::MotionDetection(motion_detection::parse(o, cx)?),
         T::FrameRateFilterProcessor => N::FrameRateFilter(frame_rate_filter::parse(o, cx)?),
         T::HttpExtension => N::HttpExtension(http_extension::parse(o, cx)?),
         T::GrpcExtension => N::GrpcExtension(grpc_extension::parse(o, cx)?),
-        T::CognitiveServicesVisionProcessor => {
-            N::CognitiveServicesVision(cognitive_services_vision::parse(o, cx)?)
-        }
+        T::CognitiveServicesVisionProcessor => N::CognitiveServicesVision(cognitive_services_vision::parse(o, cx)?),
         T::SignalGateProcessor => N::SignalGate(signal_gate::parse(o, cx)?),
         T::ObjectTrackingProcessor => N::ObjectTracking(object_tracking::parse(o, cx)?),
         T::LineCrossingProcessor => N::LineCrossing(line_crossing::parse(o, cx)?),

@@ -8,12 +8,11 @@ use serde::Serialize;
 pub type Accuracy = Level;
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct ObjectTracking {
     pub accuracy: Accuracy,
 }
 
 pub(crate) fn parse(o: &Obj, cx: &mut Ctx) -> Option<ObjectTracking> {
-    Some(ObjectTracking {
-        accuracy: o.opt_or(cx, "accuracy", Level::Medium)?,
-    })
+    Some(ObjectTracking { accuracy: o.opt_or(cx, "accuracy", Level::Medium)? })
 }

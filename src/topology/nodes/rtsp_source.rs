@@ -10,6 +10,7 @@ text_enum! {
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct RtspSource {
     /// Default `tcp`: every published sample sets it or leaves it out.
     pub transport: Transport,
@@ -19,8 +20,5 @@ pub struct RtspSource {
 pub(crate) fn parse(o: &Obj, cx: &mut Ctx) -> Option<RtspSource> {
     let transport = o.opt_or(cx, "transport", Transport::Tcp);
     let endpoint = endpoint(o, cx, EndpointUse::Rtsp);
-    Some(RtspSource {
-        transport: transport?,
-        endpoint: endpoint?,
-    })
+    Some(RtspSource { transport: transport?, endpoint: endpoint? })
 }

@@ -6,6 +6,7 @@ use crate::topology::reader::{check_range, Ctx, Field, Need, Obj};
 use serde::Serialize;
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct SignalGate {
     /// How long after the first event earlier-timestamped events still count (0–10 s).
     pub activation_evaluation_window: SignedDuration,
@@ -31,35 +32,23 @@ pub(crate) fn parse(o: &Obj, cx: &mut Ctx) -> Option<SignalGate> {
                 hi: f64|
      -> Option<(SignedDuration, Option<crate::topology::error::JsonPath>)> {
         match o.scalar::<SignedDuration>(cx, key, Need::Optional) {
-            Field::Value(d, p) => {
-                check_range(cx, &p, key, d.as_secs_f64(), lo, hi, " s").then_some((d, Some(p)))
-            }
+            Field::Value(d, p) => check_range(cx, &p, key, d.as_secs_f64(), lo, hi, " s").then_some((d, Some(p))),
             Field::Absent => Some((SignedDuration::from_secs(default), None)),
             Field::Failed => None,
         }
     };
     let window = read(cx, "activationEvaluationWindow", DEFAULTS[0], 0.0, 10.0);
     let offset = read(cx, "activationSignalOffset", DEFAULTS[1], -60.0, 60.0);
-    let min = read(
-        cx,
-        "minimumActivationTime",
-        DEFAULTS[2],
-        min_activation,
-        3600.0,
-    );
-    let max = read(
-        cx,
-        "maximumActivationTime",
-        DEFAULTS[3],
-        min_activation,
-        3600.0,
-    );
+    let min = read(cx, "minimumActivationTime", DEFAULTS[2], min_activation, 3600.0);
+    let max = read(cx, "maximumActivationTime", DEFAULTS[3], min_activation, 3600.0);
     if let (Some((min_d, _)), Some((max_d, max_p))) = (&min, &max) {
         if min_d > max_d {
-            let path = max_p
-                .clone()
-                .unwrap_or_else(|| o.path.key("maximumActivationTime"));
-            cx.error(Code::PropertyValueOutOfRange, &path, format!("maximumActivationTime ({max_d}) is shorter than minimumActivationTime ({min_d})"));
+            let path = max_p.clone().unwrap_or_else(|| o.path.key("maximumActivationTime"));
+            cx.error(
+                Code::PropertyValueOutOfRange,
+                &path,
+                format!("maximumActivationTime ({max_d}) is shorter than minimumActivationTime ({min_d})"),
+            );
             return None;
         }
     }

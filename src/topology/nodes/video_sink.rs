@@ -6,6 +6,7 @@ use crate::topology::reader::{check_range, Ctx, Field, Need, Obj};
 use serde::Serialize;
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct VideoSink {
     pub video_name: String,
     pub title: Option<String>,
@@ -24,34 +25,36 @@ pub(crate) fn parse(o: &Obj, cx: &mut Ctx) -> Option<VideoSink> {
         Field::Value(n, p) => {
             let ok = !n.is_empty()
                 && n.len() <= 260
-                && n.chars()
-                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+                && n.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
                 && !n.starts_with(['.', '-']);
             if !ok {
-                cx.error(Code::PropertyValueInvalidPattern, &p, format!("'{n}' is not a valid video name: 1 to 260 letters, digits, '-', '_' or '.', not starting with '.' or '-'"));
+                cx.error(
+                    Code::PropertyValueInvalidPattern,
+                    &p,
+                    format!("'{n}' is not a valid video name: 1 to 260 letters, digits, '-', '_' or '.', not starting with '.' or '-'"),
+                );
             }
             ok.then_some(n)
         }
         _ => None,
     };
-    let (mut title, mut description, mut segment, mut retention) = (
-        Some(None),
-        Some(None),
-        Some(SignedDuration::from_secs(30)),
-        Some(None),
-    );
+    let (mut title, mut description, mut segment, mut retention) =
+        (Some(None), Some(None), Some(SignedDuration::from_secs(30)), Some(None));
     match o.object(cx, "videoCreationProperties", Need::Optional) {
         Some(Some(c)) => {
             title = limited(&c, cx, "title", 256);
             description = limited(&c, cx, "description", 2048);
             segment = segment_length(&c, cx);
             if cx.api == crate::topology::model::ApiVersion::Ava11 {
-                retention = match c.scalar::<SignedDuration>(cx, "retentionPeriod", Need::Optional)
-                {
+                retention = match c.scalar::<SignedDuration>(cx, "retentionPeriod", Need::Optional) {
                     Field::Value(d, p) => {
                         let day = SignedDuration::from_secs(86_400).as_nanos();
                         if d.as_nanos() < day || d.as_nanos() % day != 0 {
-                            cx.error(Code::PropertyValueInvalid, &p, format!("retentionPeriod must be a whole number of days, at least P1D; found {d}"));
+                            cx.error(
+                                Code::PropertyValueInvalid,
+                                &p,
+                                format!("retentionPeriod must be a whole number of days, at least P1D; found {d}"),
+                            );
                             None
                         } else {
                             Some(Some(d))
@@ -84,16 +87,7 @@ pub(crate) fn parse(o: &Obj, cx: &mut Ctx) -> Option<VideoSink> {
     };
     let cache_path = o.req::<String>(cx, "localMediaCachePath");
     let cache_size = match o.scalar::<u64>(cx, "localMediaCacheMaximumSizeMiB", Need::Required) {
-        Field::Value(v, p) => check_range(
-            cx,
-            &p,
-            "localMediaCacheMaximumSizeMiB",
-            v,
-            1,
-            1 << 30,
-            " MiB",
-        )
-        .then_some(v),
+        Field::Value(v, p) => check_range(cx, &p, "localMediaCacheMaximumSizeMiB", v, 1, 1 << 30, " MiB").then_some(v),
         _ => None,
     };
     Some(VideoSink {
@@ -113,11 +107,7 @@ fn limited(o: &Obj, cx: &mut Ctx, key: &'static str, max: usize) -> Option<Optio
         Field::Value(s, p) => {
             let n = s.chars().count();
             if n > max {
-                cx.error(
-                    Code::PropertyValueOutOfRange,
-                    &p,
-                    format!("{key} is {n} characters long; at most {max} are allowed"),
-                );
+                cx.error(Code::PropertyValueOutOfRange, &p, format!("{key} is {n} characters long; at most {max} are allowed"));
                 None
             } else {
                 Some(Some(s))
@@ -136,11 +126,7 @@ pub(crate) fn segment_length(o: &Obj, cx: &mut Ctx) -> Option<SignedDuration> {
                 return None;
             }
             if d.as_nanos() % SignedDuration::from_secs(30).as_nanos() != 0 {
-                cx.error(
-                    Code::PropertyValueInvalid,
-                    &p,
-                    format!("segmentLength must be a multiple of 30 seconds; found {d}"),
-                );
+                cx.error(Code::PropertyValueInvalid, &p, format!("segmentLength must be a multiple of 30 seconds; found {d}"));
                 return None;
             }
             Some(d)
