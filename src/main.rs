@@ -9,7 +9,7 @@ use std::process::ExitCode;
 #[command(name = "vela", version, about = "Live video analytics appliance: runs LVA/AVA media graphs at the edge")]
 struct Cli {
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
 }
 
 #[derive(Subcommand)]
@@ -40,7 +40,14 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> anyhow::Result<bool> {
-    match cli.command {
+    let Some(command) = cli.command else {
+        // The appliance itself (`vela run`) is not built yet; say what this binary can do.
+        use clap::CommandFactory;
+        println!("vela {}", env!("CARGO_PKG_VERSION"));
+        Cli::command().print_help()?;
+        return Ok(true);
+    };
+    match command {
         Command::Check { files, instance, strict } => {
             let read = |p: &PathBuf| std::fs::read(p).with_context(|| format!("cannot read {}", p.display()));
             if let Some(inst) = instance {
