@@ -199,7 +199,10 @@ fn entity_name(o: &Obj, cx: &mut Ctx, what: &str) -> Option<String> {
         cx.error(
             Code::NameInvalid,
             &path,
-            format!("'{n}' is not a valid {what} name: 1 to 32 letters, digits or dashes, not starting or ending with a dash"),
+            format!(
+                "'{n}' ({} characters) is not a valid {what} name: 1 to 32 letters, digits or dashes, not starting or ending with a dash",
+                n.chars().count()
+            ),
         );
         return None;
     }
@@ -252,8 +255,12 @@ fn read_instance(doc: &Value, cx: &mut Ctx) -> Option<InstanceValues> {
     Some(InstanceValues { name, values, topology_name })
 }
 
-fn declarations(props: &Obj, cx: &mut Ctx) -> Vec<(ParameterDeclaration, JsonPath)> {
+/// Declarations, plus the names of those that are declared but broken (bad type or
+/// default): references to them are not "undeclared" and their values stay unknown,
+/// so one mistake is reported once.
+fn declarations(props: &Obj, cx: &mut Ctx) -> (Vec<(ParameterDeclaration, JsonPath)>, Vec<String>) {
     let mut out: Vec<(ParameterDeclaration, JsonPath)> = Vec::new();
+    let mut broken: Vec<String> = Vec::new();
     for (v, path) in props.array(cx, "parameters", Need::Optional).unwrap_or_default() {
         let Some(o) = Obj::new(v, path.clone(), cx, "a parameter declaration") else {
             continue;
@@ -272,7 +279,8 @@ fn declarations(props: &Obj, cx: &mut Ctx) -> Vec<(ParameterDeclaration, JsonPat
             None => None,
         };
         o.finish(cx);
-        let (Some((name, npath)), Some(ty)) = (name, ty) else {
+        let (Some((name, npath)), Some(ty)) = (name.clone(), ty) else {
+            broken.extend(name.map(|n| n.0));
             continue;
         };
         if !valid_param_name(&name) {
@@ -297,11 +305,12 @@ fn declarations(props: &Obj, cx: &mut Ctx) -> Vec<(ParameterDeclaration, JsonPat
                     &path.key("default"),
                     format!("the default of parameter '{name}' does not fit its type: {shown}"),
                 );
+                broken.push(name.clone());
             }
         }
         out.push((ParameterDeclaration { name, ty, description, default }, path));
     }
-    out
+    (out, broken)
 }
 
 /// `ParamType` read with the generic any-case enum reader.
@@ -406,13 +415,13 @@ fn compile(doc: &Value, instance: Option<&Value>, api_hint: Option<ApiVersion>) 
         return Err(CompileErrors { ava: api.is_ava(), details: cx.errors });
     };
     let description = props.opt::<String>(&mut cx, "description").flatten();
-    let decls = declarations(&props, &mut cx);
+    let (decls, broken) = declarations(&props, &mut cx);
 
     // Instance values over defaults.
     let inst = instance.map(|d| {
         let mut icx = Ctx::new(api, &empty);
         let v = read_instance(d, &mut icx);
-        cx.errors.append(&mut icx.errors);
+        cx.errors.extend(icx.errors.drain(..).map(Diagnostic::in_instance));
         v
     });
     let mut bindings = Bindings {
@@ -421,12 +430,16 @@ fn compile(doc: &Value, instance: Option<&Value>, api_hint: Option<ApiVersion>) 
         instance_name: inst.as_ref().and_then(|i| i.as_ref().and_then(|i| i.name.clone())),
     };
     for (d, _) in &decls {
-        bindings.values.insert(d.name.clone(), Binding { value: d.default.clone(), secret: d.ty.is_secret() });
+        let value = if broken.contains(&d.name) { None } else { d.default.clone() };
+        bindings.values.insert(d.name.clone(), Binding { value, secret: d.ty.is_secret() });
+    }
+    for b in &broken {
+        bindings.values.entry(b.clone()).or_insert(Binding { value: None, secret: false });
     }
     if let Some(Some(iv)) = &inst {
         if let (Some((tn, tpath)), Some(name)) = (&iv.topology_name, &topology_name) {
             if tn != name {
-                cx.error(
+                cx.instance_error(
                     Code::TopologyNameMismatch,
                     tpath,
                     format!("the instance names topology '{tn}', but the topology given is '{name}'"),
@@ -437,21 +450,25 @@ fn compile(doc: &Value, instance: Option<&Value>, api_hint: Option<ApiVersion>) 
         for (name, value, path) in &iv.values {
             let Some((decl, _)) = decls.iter().find(|(d, _)| &d.name == name) else {
                 let hint = did_you_mean(name, decls.iter().map(|(d, _)| d.name.as_str()));
-                cx.error(Code::ParameterUndeclared, &path.key("name"), format!("parameter '{name}' is not declared by the topology{hint}"));
+                cx.instance_error(
+                    Code::ParameterUndeclared,
+                    &path.key("name"),
+                    format!("parameter '{name}' is not declared by the topology{hint}"),
+                );
                 continue;
             };
             if seen.contains(&name.as_str()) {
-                cx.error(Code::ParameterDuplicate, &path.key("name"), format!("parameter '{name}' is given more than once"));
+                cx.instance_error(Code::ParameterDuplicate, &path.key("name"), format!("parameter '{name}' is given more than once"));
                 continue;
             }
             seen.push(name);
             if let Some(v) = value {
                 if let Err(why) = decl.ty.check(v) {
                     let shown = if decl.ty.is_secret() { "<secret>".to_string() } else { why };
-                    cx.error(
+                    cx.instance_error(
                         Code::ParameterValueInvalid,
                         &path.key("value"),
-                        format!("the value of parameter '{name}' does not fit its type {:?}: {shown}", decl.ty),
+                        format!("the value of parameter '{name}' does not fit its type {}: {shown}", decl.ty.name(cx.ava())),
                     );
                     bindings.values.insert(name.clone(), Binding { value: None, secret: decl.ty.is_secret() });
                     continue;
@@ -461,9 +478,10 @@ fn compile(doc: &Value, instance: Option<&Value>, api_hint: Option<ApiVersion>) 
         }
         for (d, _) in &decls {
             if bindings.values.get(&d.name).is_some_and(|b| b.value.is_none())
+                && !broken.contains(&d.name)
                 && !iv.values.iter().any(|(n, v, _)| n == &d.name && v.is_some())
             {
-                cx.error(
+                cx.instance_error(
                     Code::ParameterMissing,
                     &JsonPath::root().key("properties").key("parameters"),
                     format!("parameter '{}' has no default and the instance gives no value for it", d.name),
@@ -473,9 +491,10 @@ fn compile(doc: &Value, instance: Option<&Value>, api_hint: Option<ApiVersion>) 
     }
 
     // References: undeclared ones, unused declarations.
-    let declared: Vec<&str> = decls.iter().map(|(d, _)| d.name.as_str()).collect();
+    let declared: Vec<&str> = decls.iter().map(|(d, _)| d.name.as_str()).chain(broken.iter().map(String::as_str)).collect();
     let mut used = Vec::new();
     let mut lists = Vec::new();
+    let mut lists_readable = true;
     for role in [Role::Source, Role::Processor, Role::Sink] {
         let need = if role == Role::Processor { Need::Optional } else { Need::Required };
         let items = props.array(&mut cx, role.key(), need);
@@ -491,6 +510,7 @@ fn compile(doc: &Value, instance: Option<&Value>, api_hint: Option<ApiVersion>) 
                 );
             }
         }
+        lists_readable &= items.is_some();
         lists.push((role, items.unwrap_or_default()));
     }
     props.finish(&mut cx);
@@ -506,7 +526,8 @@ fn compile(doc: &Value, instance: Option<&Value>, api_hint: Option<ApiVersion>) 
     let mut settings: Vec<Option<NodeSettings>> = Vec::new();
     // Nodes that could not be read: the graph rules must not blame their neighbours.
     let mut unreadable: Vec<String> = Vec::new();
-    let mut incomplete = false;
+    let mut incomplete = !lists_readable;
+    let mut names_complete = lists_readable;
     for (role, items) in &lists {
         let allowed = match role {
             Role::Source => SOURCE_TYPES,
@@ -516,6 +537,7 @@ fn compile(doc: &Value, instance: Option<&Value>, api_hint: Option<ApiVersion>) 
         for (v, path) in items {
             let Some(o) = Obj::new(v, path.clone(), &mut cx, "a node") else {
                 incomplete = true;
+                names_complete = false;
                 continue;
             };
             let ty = node_type(&o, &mut cx, *role, allowed);
@@ -523,6 +545,7 @@ fn compile(doc: &Value, instance: Option<&Value>, api_hint: Option<ApiVersion>) 
             let inputs = if *role == Role::Source { Some(vec![]) } else { node_inputs(&o, &mut cx) };
             let Some(ty) = ty else {
                 incomplete = true;
+                names_complete &= name.is_some();
                 unreadable.extend(name.map(|n| n.0));
                 continue;
             };
@@ -537,12 +560,13 @@ fn compile(doc: &Value, instance: Option<&Value>, api_hint: Option<ApiVersion>) 
                 }
                 (name, _) => {
                     incomplete = true;
+                    names_complete &= name.is_some();
                     unreadable.extend(name.map(|n| n.0));
                 }
             }
         }
     }
-    let edges = graph::check(&graph_nodes, &unreadable, incomplete, &mut cx);
+    let edges = graph::check(&graph_nodes, &unreadable, incomplete, names_complete, &mut cx);
 
     if !cx.errors.is_empty() {
         return Err(CompileErrors { ava: api.is_ava(), details: cx.errors });

@@ -40,7 +40,8 @@ impl SignedDuration {
     /// Parses an ISO 8601 duration. Years and months are refused: their length
     /// depends on the calendar, and no property of the APIs needs them.
     pub fn parse_iso8601(s: &str) -> Result<Self, String> {
-        let bad = |why: &str| Err(format!("'{s}' is not an ISO 8601 duration ({why}); expected e.g. PT30S, -PT5S, PT1M30S or P1D"));
+        // The caller shows the value; the message says what is wrong with it.
+        let bad = |why: &str| Err(format!("not an ISO 8601 duration ({why}); expected e.g. PT30S, -PT5S, PT1M30S or P1D"));
         let t = s.trim();
         let (neg, rest) = match t.strip_prefix('-') {
             Some(r) => (true, r),
@@ -96,17 +97,17 @@ impl SignedDuration {
                     if int_part.is_empty() || frac_part.contains('.') || (num.contains('.') && frac_part.is_empty()) {
                         return bad(&format!("bad number '{num}'"));
                     }
-                    let int: i128 = int_part.parse().map_err(|_| format!("'{s}': number too large"))?;
+                    let int: i128 = int_part.parse().map_err(|_| "not an ISO 8601 duration (a number is too large)".to_string())?;
                     total = total
-                        .checked_add(int.checked_mul(nanos_per).ok_or_else(|| format!("'{s}' is too long"))?)
-                        .ok_or_else(|| format!("'{s}' is too long"))?;
+                        .checked_add(int.checked_mul(nanos_per).ok_or_else(|| "too long (more than 292 years)".to_string())?)
+                        .ok_or_else(|| "too long (more than 292 years)".to_string())?;
                     if !frac_part.is_empty() {
                         fraction_used = true;
                         // Nine digits are enough for nanoseconds of a second; more precise
                         // digits of larger units are truncated.
                         let digits: String = frac_part.chars().take(18).collect();
                         let scale = 10i128.pow(digits.len() as u32);
-                        let frac: i128 = digits.parse().map_err(|_| format!("bad fraction in '{s}'"))?;
+                        let frac: i128 = digits.parse().map_err(|_| "not an ISO 8601 duration (bad fraction)".to_string())?;
                         total += frac * nanos_per / scale;
                     }
                     seen_any = true;
@@ -124,7 +125,7 @@ impl SignedDuration {
             return bad("T is not followed by hours, minutes or seconds");
         }
         if total > i64::MAX as i128 {
-            return Err(format!("'{s}' is too long"));
+            return Err("too long (more than 292 years)".to_string());
         }
         let nanos = total as i64;
         Ok(SignedDuration { nanos: if neg { -nanos } else { nanos } })

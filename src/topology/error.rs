@@ -129,17 +129,32 @@ impl Code {
     }
 }
 
+/// Which document a diagnostic's path points into, when a topology and an instance
+/// are compiled together.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Document {
+    #[default]
+    Topology,
+    Instance,
+}
+
 /// One problem, at one place in the submitted document.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Diagnostic {
     pub code: Code,
     pub target: JsonPath,
     pub message: String,
+    pub document: Document,
 }
 
 impl Diagnostic {
     pub fn new(code: Code, target: JsonPath, message: impl Into<String>) -> Self {
-        Diagnostic { code, target, message: message.into() }
+        Diagnostic { code, target, message: message.into(), document: Document::Topology }
+    }
+
+    pub fn in_instance(mut self) -> Self {
+        self.document = Document::Instance;
+        self
     }
 }
 
@@ -190,8 +205,15 @@ impl fmt::Display for CompileErrors {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let n = self.details.len();
         write!(f, "{} error{}", n, if n == 1 { "" } else { "s" })?;
+        // Name the document only when the errors span both.
+        let both = self.details.iter().any(|d| d.document == Document::Instance);
         for d in &self.details {
-            write!(f, "\n  {} at {}: {}", d.code.as_str(self.ava), d.target, d.message)?;
+            let doc = match (both, d.document) {
+                (false, _) => "",
+                (true, Document::Topology) => "topology ",
+                (true, Document::Instance) => "instance ",
+            };
+            write!(f, "\n  {} at {doc}{}: {}", d.code.as_str(self.ava), d.target, d.message)?;
         }
         Ok(())
     }

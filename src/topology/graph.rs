@@ -169,7 +169,7 @@ pub(crate) fn valid_node_name(n: &str) -> bool {
 /// nodes whose own errors were already reported; with `incomplete`, rules about the
 /// whole graph (dead ends, partitions) are skipped, since they would only repeat
 /// those errors.
-pub(crate) fn check(nodes: &[GraphNode], unreadable: &[String], incomplete: bool, cx: &mut Ctx) -> Vec<Edge> {
+pub(crate) fn check(nodes: &[GraphNode], unreadable: &[String], incomplete: bool, names_complete: bool, cx: &mut Ctx) -> Vec<Edge> {
     let api = cx.api;
     let mut ok_names = vec![true; nodes.len()];
     for (i, n) in nodes.iter().enumerate() {
@@ -204,6 +204,11 @@ pub(crate) fn check(nodes: &[GraphNode], unreadable: &[String], incomplete: bool
                 continue;
             }
             let Some(pi) = index(&input.node_name) else {
+                resolved_all = false;
+                if !names_complete {
+                    // A node list or a node's name could not be read: the input may name it.
+                    continue;
+                }
                 let hint = did_you_mean(&input.node_name, nodes.iter().map(|m| m.name.as_str()));
                 cx.error(
                     Code::NodeInputUnknown,
@@ -250,11 +255,16 @@ pub(crate) fn check(nodes: &[GraphNode], unreadable: &[String], incomplete: bool
                     }
                     edges.push((pi, ci, flow, input.media));
                 }
-                Err(why) => cx.error(
-                    Code::GraphValidation,
-                    &input.path.key("nodeName"),
-                    format!("'{}' ({}) cannot take input from '{}' ({}): {why}", n.name, n.ty.short(), p.name, p.ty.short()),
-                ),
+                Err(why) => {
+                    // The edge is refused; rules about the whole graph would now see a
+                    // graph the user did not write and blame other nodes.
+                    resolved_all = false;
+                    cx.error(
+                        Code::GraphValidation,
+                        &input.path.key("nodeName"),
+                        format!("'{}' ({}) cannot take input from '{}' ({}): {why}", n.name, n.ty.short(), p.name, p.ty.short()),
+                    )
+                }
             }
         }
     }
@@ -315,7 +325,7 @@ pub(crate) fn check(nodes: &[GraphNode], unreadable: &[String], incomplete: bool
         at_most(cx, TypeName::MotionDetectionProcessor, 1, " in LVA 1.0");
         at_most(cx, TypeName::HttpExtension, 1, " in LVA 1.0");
     }
-    if count(TypeName::RtspSource) == 0 && !nodes.is_empty() {
+    if count(TypeName::RtspSource) == 0 && !nodes.is_empty() && !incomplete {
         cx.error(
             Code::GraphValidation,
             &JsonPath::root().key("properties").key("sources"),

@@ -29,22 +29,36 @@ impl ParamType {
     pub fn check(&self, value: &str) -> Result<(), String> {
         match self {
             ParamType::String | ParamType::SecretString => Ok(()),
-            ParamType::Int => {
-                value.trim().parse::<i32>().map(|_| ()).map_err(|_| format!("'{value}' is not an Int (a 32-bit signed integer)"))
-            }
+            ParamType::Int => value
+                .trim()
+                .parse::<i32>()
+                .map(|_| ())
+                .map_err(|_| format!("'{value}' is not a whole number from -2147483648 to 2147483647")),
             ParamType::Double => match value.trim().parse::<f64>() {
                 Ok(v) if v.is_finite() => Ok(()),
-                _ => Err(format!("'{value}' is not a Double")),
+                _ => Err(format!("'{value}' is not a number")),
             },
             ParamType::Bool => match value.trim().to_ascii_lowercase().as_str() {
                 "true" | "false" => Ok(()),
-                _ => Err(format!("'{value}' is not a Bool (true or false)")),
+                _ => Err(format!("'{value}' is not true or false")),
             },
         }
     }
 
     pub fn is_secret(&self) -> bool {
         matches!(self, ParamType::SecretString)
+    }
+
+    /// The type's name as the generation spells it (LVA `Int`, AVA `int`).
+    pub fn name(&self, ava: bool) -> &'static str {
+        match (self, ava) {
+            (ParamType::String, false) => "String",
+            (ParamType::SecretString, false) => "SecretString",
+            (ParamType::Int, false) => "Int",
+            (ParamType::Double, false) => "Double",
+            (ParamType::Bool, false) => "Bool",
+            (t, true) => ParamType::ALL.iter().find(|(_, x)| x == t).map(|(n, _)| *n).unwrap_or("string"),
+        }
     }
 }
 
@@ -173,8 +187,8 @@ pub struct Binding {
 }
 
 /// A name whose date-time parts are filled in when each file or asset is created.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
+/// Serialises as its text (`clip-${System.DateTime}`).
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NamePattern {
     pub segments: Vec<PatternSegment>,
 }
@@ -218,6 +232,12 @@ impl NamePattern {
                 PatternSegment::PreciseDateTime => format!("{date}.{ms:03}Z"),
             })
             .collect()
+    }
+}
+
+impl Serialize for NamePattern {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
     }
 }
 

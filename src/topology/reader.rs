@@ -69,6 +69,11 @@ impl<'b> Ctx<'b> {
         self.errors.push(Diagnostic::new(code, target.clone(), message));
     }
 
+    /// An error whose path points into the instance document.
+    pub fn instance_error(&mut self, code: Code, target: &JsonPath, message: impl Into<String>) {
+        self.errors.push(Diagnostic::new(code, target.clone(), message).in_instance());
+    }
+
     pub fn warn(&mut self, code: Code, target: &JsonPath, message: impl Into<String>) {
         self.warnings.push(Diagnostic::new(code, target.clone(), message));
     }
@@ -128,13 +133,16 @@ impl<'b> Ctx<'b> {
                 },
                 Token::System(var @ (SystemVar::DateTime | SystemVar::PreciseDateTime)) => {
                     if !allow_runtime {
+                        let (name, where_) = match (self.ava(), var == SystemVar::DateTime) {
+                            (true, true) => ("System.Runtime.DateTime", "file name patterns"),
+                            (true, false) => ("System.Runtime.PreciseDateTime", "file name patterns"),
+                            (false, true) => ("System.DateTime", "file and asset name patterns"),
+                            (false, false) => ("System.PreciseDateTime", "file and asset name patterns"),
+                        };
                         self.error(
                             Code::SystemVariableNotAllowedHere,
                             path,
-                            format!(
-                                "'${{{}}}' changes with every file and can only be used in file and asset name patterns",
-                                if var == SystemVar::DateTime { "System.DateTime" } else { "System.PreciseDateTime" }
-                            ),
+                            format!("'${{{name}}}' changes with every recording and can only be used in {where_}"),
                         );
                         return None;
                     }

@@ -15,6 +15,7 @@ pub struct AssetSink {
     /// 30 s to 5 min in steps of 30 s (default 30 s).
     pub segment_length: SignedDuration,
     pub local_media_cache_path: Option<String>,
+    #[serde(rename = "localMediaCacheMaximumSizeMiB")]
     pub local_media_cache_maximum_size_mib: Option<u64>,
 }
 

@@ -144,6 +144,17 @@ pub(crate) fn endpoint(parent: &Obj, cx: &mut Ctx, usage: EndpointUse) -> Option
 
 fn parse_url(cx: &mut Ctx, t: &Text, path: &JsonPath, usage: EndpointUse, tls: bool) -> Option<(Url, bool)> {
     let shown = if t.secret { "the URL".to_string() } else { format!("'{}'", t.value) };
+    let schemes = usage.schemes(tls);
+    // "admin:pw@camera/stream" parses as a URL with scheme "admin": say what is wrong
+    // instead, and never echo any part of a secret value.
+    if !t.value.contains("://") {
+        cx.error(
+            Code::PropertyValueInvalid,
+            path,
+            format!("{shown}{} is not a URL: it does not start with {}://", t.origin(), schemes.join("://, ")),
+        );
+        return None;
+    }
     let url = match Url::parse(t.value.trim()) {
         Ok(u) => u,
         Err(e) => {
@@ -151,7 +162,6 @@ fn parse_url(cx: &mut Ctx, t: &Text, path: &JsonPath, usage: EndpointUse, tls: b
             return None;
         }
     };
-    let schemes = usage.schemes(tls);
     if !schemes.contains(&url.scheme()) {
         let (code, what) = match usage {
             EndpointUse::Rtsp => (Code::RtspEndpointUrlInvalidScheme, "an RTSP source endpoint"),
@@ -160,7 +170,12 @@ fn parse_url(cx: &mut Ctx, t: &Text, path: &JsonPath, usage: EndpointUse, tls: b
             }
             EndpointUse::Grpc => (Code::EndpointUrlInvalidScheme, "a gRPC endpoint (tcp://host:port)"),
         };
-        cx.error(code, path, format!("Uri scheme '{}' is not valid for {what}. Valid values are: {}", url.scheme(), schemes.join(", ")));
+        let scheme = if t.secret { "of the URL".to_string() } else { format!("'{}'", url.scheme()) };
+        cx.error(
+            code,
+            path,
+            format!("Uri scheme {scheme} is not valid for {what}. Valid values are: {}{}", schemes.join(", "), t.origin()),
+        );
         return None;
     }
     if url.host_str().is_none_or(str::is_empty) {
@@ -313,7 +328,7 @@ pub(crate) fn image(parent: &Obj, cx: &mut Ctx, need: Need) -> Option<ImageSpec>
             let mut ok = mode.is_some();
             let mut side = |cx: &mut Ctx, f: Field<u32>, name: &str| match f {
                 Field::Value(v, p) => {
-                    ok &= check_range(cx, &p, name, v, 1, MAX_SCALE_SIDE, " pixels");
+                    ok &= check_range(cx, &p, name, v, 1, MAX_SCALE_SIDE, " px");
                     Some(v)
                 }
                 Field::Absent => None,

@@ -14,6 +14,7 @@ pub struct FileSink {
     /// The file name without `.mp4`, which is appended.
     pub file_name_pattern: NamePattern,
     /// Oldest files are deleted past this; `None` (LVA 1.0 only) means no quota.
+    #[serde(rename = "maximumSizeMiB")]
     pub maximum_size_mib: Option<u64>,
 }
 
@@ -80,6 +81,17 @@ fn name_pattern(o: &Obj, cx: &mut Ctx, key: &'static str) -> Option<NamePattern>
             ),
         );
         ok = false;
+    } else if !pattern.has_runtime_variable() {
+        // SPEC §1.4 asks only for "a system variable"; without a date-time one every
+        // recording of an instance gets the same name. The file sink never overwrites
+        // (it numbers the files), but the user should know.
+        cx.warn(
+            Code::PropertyValueInvalidPattern,
+            &path,
+            format!(
+                "{key} has no date-time variable: every recording gets the same name, so Vela numbers them (name-1.mp4, name-2.mp4, …)"
+            ),
+        );
     }
     let len = text.value.chars().count();
     if len == 0 || len > 260 {

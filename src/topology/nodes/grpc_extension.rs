@@ -20,6 +20,7 @@ pub struct GrpcExtension {
     pub base: ExtensionBase,
     pub mode: TransferMode,
     /// Size of the `/dev/shm` ring for `sharedMemory`; `None` for `embedded`.
+    #[serde(rename = "sharedMemorySizeMiB")]
     pub shared_memory_size_mib: Option<u32>,
     /// Opaque text forwarded to the server in the stream descriptor.
     pub extension_configuration: Option<String>,

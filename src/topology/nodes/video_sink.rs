@@ -17,6 +17,7 @@ pub struct VideoSink {
     pub retention_period: Option<SignedDuration>,
     pub enable_video_preview_image: bool,
     pub local_media_cache_path: String,
+    #[serde(rename = "localMediaCacheMaximumSizeMiB")]
     pub local_media_cache_maximum_size_mib: u64,
 }
 
