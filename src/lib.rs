@@ -1,4 +1,7 @@
 //! Vela: a live video analytics appliance that runs LVA/AVA media graphs on one edge box.
 
 pub mod check;
+pub mod clock;
+pub mod control;
+pub mod store;
 pub mod topology;

@@ -15,7 +15,7 @@ pub(crate) mod reader;
 
 pub use compile::{check_instance_document, check_topology, compile_instance, parse_json, valid_entity_name};
 pub use duration::SignedDuration;
-pub use error::{Code, CompileErrors, Diagnostic, JsonPath};
+pub use error::{Code, CompileErrors, Diagnostic, Document, JsonPath};
 pub use graph::{Edge, Flow, MediaTypes};
 pub use model::{ApiVersion, Generation, Role, TypeName};
 pub use nodes::NodeSettings;

@@ -12,7 +12,7 @@ pub enum ApiVersion {
     Ava11,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
 pub enum Generation {
     /// Live Video Analytics, `#Microsoft.Media.MediaGraph…`, `GraphTopology*` methods.
     Lva,

@@ -3,7 +3,7 @@
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::fmt;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 /// Declared type of a topology parameter (LVA `String`…, AVA `string`…; any case accepted).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -223,7 +223,7 @@ impl NamePattern {
     }
 
     pub fn render(&self, at: SystemTime) -> String {
-        let (date, ms) = utc_parts(at);
+        let (date, ms) = (crate::clock::basic(at), crate::clock::civil(at).millis);
         self.segments
             .iter()
             .map(|s| match s {
@@ -254,28 +254,10 @@ impl fmt::Display for NamePattern {
     }
 }
 
-/// `yyyyMMddTHHmmss` and the milliseconds of a UTC instant.
-fn utc_parts(at: SystemTime) -> (String, u32) {
-    let d = at.duration_since(UNIX_EPOCH).unwrap_or_default();
-    let secs = d.as_secs() as i64;
-    let (days, sod) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    // Civil-from-days (H. Hinnant), valid for the whole proleptic Gregorian range we need.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (format!("{year:04}{month:02}{day:02}T{:02}{:02}{:02}", sod / 3600, (sod / 60) % 60, sod % 60), d.subsec_millis())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
+    use std::time::{Duration, UNIX_EPOCH};
 
     #[test]
     fn tokenizes_mixed_literal_text_and_several_references() {

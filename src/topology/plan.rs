@@ -85,6 +85,15 @@ impl<S> Plan<S> {
         s
     }
 
+    /// Whether two plans run the same graph: same nodes with the same settings, same
+    /// edges. Descriptions, parameter declarations and warnings do not count.
+    pub fn same_graph(&self, other: &Plan<S>) -> bool
+    where
+        S: PartialEq,
+    {
+        self.nodes == other.nodes && self.edges == other.edges
+    }
+
     /// Whether any edge carries decoded frames: only such instances decode video.
     pub fn needs_decode(&self) -> bool {
         self.edges.iter().any(|e| e.flow == Flow::Frames)
