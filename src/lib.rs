@@ -3,5 +3,6 @@
 pub mod check;
 pub mod clock;
 pub mod control;
+pub mod nodes;
 pub mod store;
 pub mod topology;

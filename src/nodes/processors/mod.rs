@@ -1,0 +1,3 @@
+//! Processor nodes: between sources and sinks.
+
+pub mod gate_core;
