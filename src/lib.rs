@@ -4,5 +4,6 @@ pub mod check;
 pub mod clock;
 pub mod control;
 pub mod nodes;
+pub mod runtime;
 pub mod store;
 pub mod topology;

@@ -30,6 +30,8 @@ pub type InstanceKey = (Generation, String);
 pub enum ActivationError {
     /// A node kind the runtime cannot run yet (400 ModuleValidationError).
     Unsupported { node: String, ty: TypeName },
+    /// A setting the runtime cannot honour (400 ModuleValidationError).
+    Invalid(String),
     /// A resource the instance needs is unusable or taken (409 ResourceValidationError).
     Resource(String),
 }
@@ -589,6 +591,10 @@ impl Controller {
                     "$.Name",
                     format!("node '{node}' ({}) cannot run yet: this version of Vela does not implement it", ty.short()),
                 )
+            }
+            Err(ActivationError::Invalid(msg)) => {
+                self.set_state(&key, State::Inactive);
+                Response::error(400, Top::InvalidResource, "ModuleValidationError", "$.Name", msg)
             }
             Err(ActivationError::Resource(msg)) => {
                 self.set_state(&key, State::Inactive);

@@ -1,3 +1,4 @@
 //! Processor nodes: between sources and sinks.
 
 pub mod gate_core;
+pub mod signal_gate;

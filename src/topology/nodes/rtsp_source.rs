@@ -6,7 +6,8 @@ use serde::Serialize;
 
 text_enum! {
     /// `tcp` (RTP interleaved on the RTSP connection) or `http` (RTSP tunnelled in HTTP).
-    pub enum Transport { Tcp = "tcp", Http = "http" }
+    /// `udp` (RTP over UDP) is a Vela extension for cameras on the same LAN.
+    pub enum Transport { Tcp = "tcp", Http = "http", Udp = "udp" }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]

@@ -1,0 +1,3 @@
+//! Sink nodes: where media and events leave a graph.
+
+pub mod hub_message;

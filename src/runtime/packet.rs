@@ -1,0 +1,68 @@
+//! What flows between nodes: encoded video, analytics and hub events, and the gate's clip boundaries.
+
+use bytes::Bytes;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// Nanoseconds since the Unix epoch on the media's wall clock.
+pub type Nanos = i64;
+
+/// Stream parameters that every sample carries a reference to, so a sink sees at
+/// once when the camera changed resolution or codec settings.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VideoParams {
+    pub width: u32,
+    pub height: u32,
+    /// AVCDecoderConfigurationRecord (what MP4's avcC holds).
+    pub avcc: Bytes,
+    /// RFC 6381 codec string, e.g. `avc1.4d401f`.
+    pub codec: String,
+}
+
+/// One encoded access unit.
+#[derive(Clone, Debug)]
+pub struct VideoSample {
+    /// RTP presentation time, 90 kHz, extended to 64 bits (never wraps).
+    pub pts_90k: i64,
+    /// The same instant on the wall clock.
+    pub wall: Nanos,
+    pub keyframe: bool,
+    /// Length-prefixed (4-byte) NAL units.
+    pub data: Bytes,
+    pub params: Arc<VideoParams>,
+}
+
+/// An analytics event, or a message that came in from the hub.
+#[derive(Clone, Debug)]
+pub struct Event {
+    /// The event's own time (`eventTime` property), when it had one.
+    pub time: Option<Nanos>,
+    pub body: Bytes,
+    /// Application properties (for hub messages: what the sender set).
+    pub properties: BTreeMap<String, String>,
+}
+
+#[derive(Clone, Debug)]
+pub enum Packet {
+    Video(Arc<VideoSample>),
+    Event(Arc<Event>),
+    /// A signal-gate activation begins: following video belongs to a new clip.
+    ClipStart {
+        activation: u64,
+        start: Nanos,
+    },
+    /// The activation ended.
+    ClipEnd {
+        activation: u64,
+        end: Nanos,
+    },
+}
+
+impl crate::nodes::processors::gate_core::Timed for Arc<VideoSample> {
+    fn time(&self) -> Nanos {
+        self.wall
+    }
+    fn is_keyframe(&self) -> bool {
+        self.keyframe
+    }
+}
