@@ -3,7 +3,9 @@
 pub mod check;
 pub mod clock;
 pub mod control;
+pub mod media;
 pub mod nodes;
 pub mod runtime;
 pub mod store;
 pub mod topology;
+pub mod watch;

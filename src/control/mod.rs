@@ -761,11 +761,13 @@ fn page(mut items: Vec<(String, Value)>, token: Option<String>, descending: bool
     Response::ok(Value::Object(out))
 }
 
-fn topology_doc(api: &str, name: &str, properties: &Value) -> Value {
+/// A stored topology as a document the compiler reads.
+pub(crate) fn topology_doc(api: &str, name: &str, properties: &Value) -> Value {
     json!({ "@apiVersion": api, "name": name, "properties": properties })
 }
 
-fn instance_doc(i: &StoredInstance) -> Value {
+/// A stored instance as a document the compiler reads.
+pub(crate) fn instance_doc(i: &StoredInstance) -> Value {
     let params: Vec<Value> = i.parameters.iter().map(|(n, v)| json!({ "name": n, "value": v })).collect();
     let mut props = json!({ "topologyName": i.topology_name, "parameters": params });
     if let Some(d) = &i.description {

@@ -12,13 +12,13 @@ use crate::control::{ActivationError, InstanceKey};
 use crate::runtime::node::NodeFactory;
 use crate::runtime::Services;
 use crate::topology::nodes::rtsp_source::Transport;
-use crate::topology::{GraphPlan, NodeSettings, PlanNode};
+use crate::topology::{ApiVersion, GraphPlan, NodeSettings, PlanNode};
 
 /// Builds the factory of a node, or says why it cannot run.
 pub fn factory(
     node: &PlanNode<NodeSettings>,
-    _plan: &GraphPlan,
-    _key: &InstanceKey,
+    plan: &GraphPlan,
+    key: &InstanceKey,
     services: &Services,
 ) -> Result<NodeFactory, ActivationError> {
     let unsupported = || Err(ActivationError::Unsupported { node: node.name.clone(), ty: node.ty });
@@ -44,6 +44,15 @@ pub fn factory(
         NodeSettings::IotHubMessageSink(s) => {
             let output = s.hub_output_name.clone();
             Ok(Box::new(move || Box::new(sinks::hub_message::HubMessageSink::new(output.clone()))))
+        }
+        NodeSettings::FileSink(s) => {
+            // LVA 1.0 named an exact path; later versions a base folder, under which
+            // each sink gets `{instance}-{node}/` (the layout AVA documented).
+            let base = services.resolve(&s.base_directory_path);
+            let dir = if plan.api_version == ApiVersion::Lva10 { base } else { base.join(format!("{}-{}", key.1, node.name)) };
+            sinks::file::prepare_dir(&dir).map_err(|e| ActivationError::Resource(format!("node '{}': {e}", node.name)))?;
+            let (pattern, quota) = (s.file_name_pattern.clone(), s.maximum_size_mib);
+            Ok(Box::new(move || Box::new(sinks::file::FileSink::new(dir.clone(), pattern.clone(), quota))))
         }
         _ => unsupported(),
     }

@@ -85,6 +85,10 @@ impl Events {
     }
 
     pub fn subject(&self, s: &Subject) -> String {
+        if s.instance.is_empty() {
+            // Module-level events (configuration errors and the like).
+            return format!("/edgeModules/{}", self.identity.module);
+        }
         let mut out = match s.generation {
             Generation::Lva => format!("/graphInstances/{}", s.instance),
             Generation::Ava => format!("/edgeModules/{}/livePipelines/{}", self.identity.module, s.instance),

@@ -1,3 +1,4 @@
 //! Sink nodes: where media and events leave a graph.
 
+pub mod file;
 pub mod hub_message;
