@@ -1,9 +1,12 @@
 //! Vela: a live video analytics appliance that runs LVA/AVA media graphs on one edge box.
 
+pub mod app;
 pub mod check;
 pub mod clock;
 pub mod control;
+pub mod hub;
 pub mod media;
+pub mod modules;
 pub mod nodes;
 pub mod runtime;
 pub mod store;

@@ -2,6 +2,8 @@
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use std::io::Write;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -9,11 +11,23 @@ use std::process::ExitCode;
 #[command(name = "vela", version, about = "Live video analytics appliance: runs LVA/AVA media graphs at the edge")]
 struct Cli {
     #[command(subcommand)]
-    command: Option<Command>,
+    command: Command,
 }
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the appliance: edge hub, the modules of config/deployment.json, the engine.
+    Run {
+        /// Configuration folder (appliance.toml, deployment.json, topologies/, instances/, media/).
+        #[arg(long, default_value = "config")]
+        config: PathBuf,
+        /// State folder (database, recordings); relative paths in topologies resolve under it.
+        #[arg(long, default_value = "state")]
+        state: PathBuf,
+        /// Address of the embedded MQTT broker (overrides appliance.toml).
+        #[arg(long)]
+        hub_listen: Option<SocketAddr>,
+    },
     /// Validate topology files (and an instance with its topology) without running them.
     Check {
         /// Topology or instance JSON files.
@@ -26,12 +40,50 @@ enum Command {
         #[arg(long)]
         strict: bool,
     },
+    /// Serve every file of a folder as a looping RTSP camera at rtsp://ADDR/media/FILE.
+    Rtspsim {
+        #[arg(long, default_value = "127.0.0.1:8554")]
+        listen: SocketAddr,
+        #[arg(long, default_value = "config/media")]
+        media: PathBuf,
+        #[arg(long, requires = "password")]
+        user: Option<String>,
+        #[arg(long, requires = "user")]
+        password: Option<String>,
+        /// Pace: 1 is real time; 4 sends four times faster (timestamps stay correct).
+        #[arg(long, default_value_t = 1.0)]
+        speed: f64,
+    },
+    /// Run an operations.json (the samples' console app) against a running appliance.
+    Ops {
+        /// The hub, as mqtt://HOST:PORT.
+        #[arg(long, default_value = "mqtt://127.0.0.1:1883")]
+        hub: String,
+        #[arg(long, default_value = "vela")]
+        device: String,
+        /// The engine module to call.
+        #[arg(long, default_value = "avaedge")]
+        module: String,
+        /// Do not wait for Enter at WaitForInput steps.
+        #[arg(long)]
+        no_wait: bool,
+        /// Exit with status 1 when any call answered 400 or more.
+        #[arg(long)]
+        fail_on_error: bool,
+        file: PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("VELA_LOG").unwrap_or_else(|_| "warn".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    // `vela check … | head` must end quietly, not panic on a closed pipe.
     match run(Cli::parse()) {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::from(1),
+        Err(e) if e.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("vela: {e:#}");
             ExitCode::from(2)
@@ -40,14 +92,13 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> anyhow::Result<bool> {
-    let Some(command) = cli.command else {
-        // The appliance itself (`vela run`) is not built yet; say what this binary can do.
-        use clap::CommandFactory;
-        println!("vela {}", env!("CARGO_PKG_VERSION"));
-        Cli::command().print_help()?;
-        return Ok(true);
-    };
-    match command {
+    let mut out = std::io::stdout().lock();
+    match cli.command {
+        Command::Run { config, state, hub_listen } => {
+            drop(out);
+            vela::app::run(vela::app::RunOptions { config_dir: config, state_dir: state, hub_listen })?;
+            Ok(true)
+        }
         Command::Check { files, instance, strict } => {
             let read = |p: &PathBuf| std::fs::read(p).with_context(|| format!("cannot read {}", p.display()));
             if let Some(inst) = instance {
@@ -59,16 +110,29 @@ fn run(cli: Cli) -> anyhow::Result<bool> {
                     &read(&inst)?,
                     strict,
                 );
-                println!("{}", r.text);
+                writeln!(out, "{}", r.text)?;
                 return Ok(r.ok);
             }
             let mut all_ok = true;
             for f in &files {
                 let r = vela::check::check_file(&f.display().to_string(), &read(f)?, strict);
-                println!("{}", r.text);
+                writeln!(out, "{}", r.text)?;
                 all_ok &= r.ok;
             }
             Ok(all_ok)
+        }
+        Command::Rtspsim { listen, media, user, password, speed } => {
+            drop(out);
+            let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+            rt.block_on(vela::modules::rtspsim::run(listen, media, user.zip(password), speed))?;
+            Ok(true)
+        }
+        Command::Ops { hub, device, module, no_wait, fail_on_error, file } => {
+            let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+            let opts = vela::app::ops::OpsOptions { hub, device, module, file, no_wait };
+            let steps = rt.block_on(vela::app::ops::run(&opts, &mut out))?;
+            let failed = steps.iter().any(|s| matches!(s, vela::app::ops::Step::Called { status, .. } if *status >= 400));
+            Ok(!(fail_on_error && failed))
         }
     }
 }

@@ -65,6 +65,15 @@ impl Runtime {
         self.running.lock().expect("running lock").get(key).map(|r| r.addr.clone())
     }
 
+    /// Stops every instance (finishing files) without touching what the controller
+    /// persisted: at shutdown, so that they come back on the next start.
+    pub async fn stop_all(&self) {
+        let keys: Vec<InstanceKey> = self.running.lock().expect("running lock").keys().cloned().collect();
+        for k in keys {
+            self.deactivate(k).await;
+        }
+    }
+
     pub fn active_count(&self) -> usize {
         self.running.lock().expect("running lock").len()
     }

@@ -521,7 +521,7 @@ fn compile(doc: &Value, instance: Option<&Value>, api_hint: Option<ApiVersion>) 
     }
 
     // Nodes.
-    let mut cx = Ctx { api, bindings: &bindings, errors: cx.errors, warnings: cx.warnings, deferred: false };
+    let mut cx = Ctx { api, bindings: &bindings, errors: cx.errors, warnings: cx.warnings, deferred: false, secret_ok: false };
     let mut graph_nodes = Vec::new();
     let mut settings: Vec<Option<NodeSettings>> = Vec::new();
     // Nodes that could not be read: the graph rules must not blame their neighbours.

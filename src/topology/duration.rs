@@ -108,7 +108,7 @@ impl SignedDuration {
                         let digits: String = frac_part.chars().take(18).collect();
                         let scale = 10i128.pow(digits.len() as u32);
                         let frac: i128 = digits.parse().map_err(|_| "not an ISO 8601 duration (bad fraction)".to_string())?;
-                        total += frac * nanos_per / scale;
+                        total = total.checked_add(frac * nanos_per / scale).ok_or_else(|| "too long (more than 292 years)".to_string())?;
                     }
                     seen_any = true;
                     num.clear();

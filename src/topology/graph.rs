@@ -172,6 +172,7 @@ pub(crate) fn valid_node_name(n: &str) -> bool {
 pub(crate) fn check(nodes: &[GraphNode], unreadable: &[String], incomplete: bool, names_complete: bool, cx: &mut Ctx) -> Vec<Edge> {
     let api = cx.api;
     let mut ok_names = vec![true; nodes.len()];
+    let mut seen_names: std::collections::HashSet<&str> = std::collections::HashSet::new();
     for (i, n) in nodes.iter().enumerate() {
         if !valid_node_name(&n.name) {
             cx.error(
@@ -180,7 +181,7 @@ pub(crate) fn check(nodes: &[GraphNode], unreadable: &[String], incomplete: bool
                 format!("'{}' is not a valid node name: 1 to 64 characters without spaces or '/'", n.name),
             );
         }
-        if nodes[..i].iter().any(|m| m.name == n.name) {
+        if !seen_names.insert(n.name.as_str()) {
             cx.error(
                 Code::NodeNameDuplicate,
                 &n.path.key("name"),
@@ -189,7 +190,9 @@ pub(crate) fn check(nodes: &[GraphNode], unreadable: &[String], incomplete: bool
             ok_names[i] = false;
         }
     }
-    let index = |name: &str| nodes.iter().position(|n| n.name == name);
+    // A map, not a scan per input: documents may hold thousands of nodes.
+    let by_name: std::collections::HashMap<&str, usize> = nodes.iter().enumerate().rev().map(|(i, n)| (n.name.as_str(), i)).collect();
+    let index = |name: &str| by_name.get(name).copied();
 
     // Resolve inputs into edges.
     let mut edges: Vec<(usize, usize, Flow, MediaTypes)> = Vec::new();
@@ -269,9 +272,16 @@ pub(crate) fn check(nodes: &[GraphNode], unreadable: &[String], incomplete: bool
         }
     }
 
+    let mut inputs_of: Vec<Vec<usize>> = vec![Vec::new(); nodes.len()];
+    let mut has_output = vec![false; nodes.len()];
+    for (k, e) in edges.iter().enumerate() {
+        inputs_of[e.1].push(k);
+        has_output[e.0] = true;
+    }
+
     // Per-kind input counts.
     for (ci, n) in nodes.iter().enumerate() {
-        let ins: Vec<&(usize, usize, Flow, MediaTypes)> = edges.iter().filter(|e| e.1 == ci).collect();
+        let ins: Vec<&(usize, usize, Flow, MediaTypes)> = inputs_of[ci].iter().map(|&k| &edges[k]).collect();
         let media = ins.iter().filter(|e| e.2 == Flow::EncodedMedia).count();
         let events = ins.iter().filter(|e| e.2 == Flow::Events).count();
         let frames = ins.iter().filter(|e| e.2 == Flow::Frames).count();
@@ -335,7 +345,7 @@ pub(crate) fn check(nodes: &[GraphNode], unreadable: &[String], incomplete: bool
 
     // Dead ends: every source and processor must feed something.
     for (i, n) in nodes.iter().enumerate() {
-        if n.role != Role::Sink && ok_names[i] && resolved_all && !edges.iter().any(|e| e.0 == i) {
+        if n.role != Role::Sink && ok_names[i] && resolved_all && !has_output[i] {
             cx.error(Code::GraphValidation, &n.path, format!("'{}' has no downstream node: its output would go nowhere", n.name));
         }
     }
@@ -351,34 +361,46 @@ pub(crate) fn check(nodes: &[GraphNode], unreadable: &[String], incomplete: bool
 }
 
 /// A cycle as the list of node indices, first node repeated at the end.
+///
+/// Iterative: a recursive search would overflow the stack on a long chain of nodes
+/// (a 4 MiB document holds tens of thousands).
 fn find_cycle(n: usize, edges: &[(usize, usize, Flow, MediaTypes)]) -> Option<Vec<usize>> {
-    // 0 = unvisited, 1 = on the stack, 2 = done.
+    let mut out: Vec<Vec<usize>> = vec![Vec::new(); n];
+    for e in edges {
+        out[e.0].push(e.1);
+    }
+    // 0 = unvisited, 1 = on the path, 2 = done.
     let mut state = vec![0u8; n];
-    let mut stack: Vec<usize> = Vec::new();
-    fn dfs(v: usize, edges: &[(usize, usize, Flow, MediaTypes)], state: &mut [u8], stack: &mut Vec<usize>) -> Option<Vec<usize>> {
-        state[v] = 1;
-        stack.push(v);
-        for e in edges.iter().filter(|e| e.0 == v) {
-            match state[e.1] {
-                1 => {
-                    let start = stack.iter().position(|&x| x == e.1).expect("on stack");
-                    let mut c = stack[start..].to_vec();
-                    c.push(e.1);
-                    return Some(c);
-                }
-                0 => {
-                    if let Some(c) = dfs(e.1, edges, state, stack) {
+    for root in 0..n {
+        if state[root] != 0 {
+            continue;
+        }
+        // (node, index of the next successor to look at)
+        let mut path: Vec<(usize, usize)> = vec![(root, 0)];
+        state[root] = 1;
+        while let Some(&mut (v, ref mut next)) = path.last_mut() {
+            if let Some(&w) = out[v].get(*next) {
+                *next += 1;
+                match state[w] {
+                    0 => {
+                        state[w] = 1;
+                        path.push((w, 0));
+                    }
+                    1 => {
+                        let start = path.iter().position(|&(x, _)| x == w).expect("on the path");
+                        let mut c: Vec<usize> = path[start..].iter().map(|&(x, _)| x).collect();
+                        c.push(w);
                         return Some(c);
                     }
+                    _ => {}
                 }
-                _ => {}
+            } else {
+                state[v] = 2;
+                path.pop();
             }
         }
-        stack.pop();
-        state[v] = 2;
-        None
     }
-    (0..n).find_map(|v| if state[v] == 0 { dfs(v, edges, &mut state, &mut stack) } else { None })
+    None
 }
 
 /// Reports nodes not connected (ignoring direction) to the first node.

@@ -138,7 +138,8 @@ pub fn tokenize(s: &str) -> Result<Vec<Token<'_>>, String> {
         if name.is_empty() {
             return Err("empty parameter reference '${}'".to_string());
         }
-        if name.len() >= 7 && name[..7].eq_ignore_ascii_case("System.") {
+        // `get` rather than slicing: a multi-byte character may straddle byte 7.
+        if name.get(..7).is_some_and(|p| p.eq_ignore_ascii_case("System.")) {
             match SystemVar::lookup(name) {
                 Some(v) => out.push(Token::System(v)),
                 None => {

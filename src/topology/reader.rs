@@ -24,6 +24,10 @@ pub(crate) struct Ctx<'b> {
     /// checked without an instance): the node's settings cannot be built, which is
     /// not an error.
     pub deferred: bool,
+    /// Whether the value being read may hold a `SecretString` parameter's value:
+    /// credentials, endpoint URLs and extension configuration, all redacted when shown.
+    /// Anywhere else (hub names, file names) a secret would be exposed.
+    pub secret_ok: bool,
 }
 
 /// A substituted string value.
@@ -58,7 +62,7 @@ impl Text {
 
 impl<'b> Ctx<'b> {
     pub fn new(api: ApiVersion, bindings: &'b Bindings) -> Self {
-        Ctx { api, bindings, errors: Vec::new(), warnings: Vec::new(), deferred: false }
+        Ctx { api, bindings, errors: Vec::new(), warnings: Vec::new(), deferred: false, secret_ok: false }
     }
 
     pub fn ava(&self) -> bool {
@@ -72,6 +76,14 @@ impl<'b> Ctx<'b> {
     /// An error whose path points into the instance document.
     pub fn instance_error(&mut self, code: Code, target: &JsonPath, message: impl Into<String>) {
         self.errors.push(Diagnostic::new(code, target.clone(), message).in_instance());
+    }
+
+    /// Runs `f` with secrets allowed (see `secret_ok`).
+    pub fn with_secrets<T>(&mut self, f: impl FnOnce(&mut Self) -> T) -> T {
+        let before = std::mem::replace(&mut self.secret_ok, true);
+        let r = f(self);
+        self.secret_ok = before;
+        r
     }
 
     pub fn warn(&mut self, code: Code, target: &JsonPath, message: impl Into<String>) {
@@ -155,6 +167,17 @@ impl<'b> Ctx<'b> {
         }
         if deferred {
             self.deferred = true;
+            return None;
+        }
+        if out.secret && !self.secret_ok {
+            self.error(
+                Code::ParameterNotAllowedHere,
+                path,
+                format!(
+                    "a SecretString parameter{} cannot be used here: its value would be exposed; secrets belong in credentials, endpoint URLs or extension configuration",
+                    out.origin()
+                ),
+            );
             return None;
         }
         if pattern.is_empty() {

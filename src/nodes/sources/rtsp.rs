@@ -106,7 +106,7 @@ async fn session(settings: &Settings, feeder: &Feeder, events: &Events, subject:
     // Credentials come from the endpoint; user info in the URL is used when it has none.
     let creds = match &settings.endpoint.credentials {
         Some(Credentials::UsernamePassword { username, password }) => {
-            Some(retina::client::Credentials { username: username.clone(), password: password.expose().to_string() })
+            Some(retina::client::Credentials { username: username.as_str().to_string(), password: password.expose().to_string() })
         }
         _ if !url.username().is_empty() => Some(retina::client::Credentials {
             username: percent_decode(url.username()),

@@ -33,6 +33,44 @@ impl Serialize for Secret {
     }
 }
 
+/// A value that is secret only when a `SecretString` parameter went into it (a user
+/// name, an extension configuration): shown redacted then, as is otherwise.
+#[derive(Clone, PartialEq, Eq)]
+pub struct MaybeSecret {
+    value: String,
+    secret: bool,
+}
+
+impl MaybeSecret {
+    pub fn new(value: impl Into<String>, secret: bool) -> Self {
+        MaybeSecret { value: value.into(), secret }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.value
+    }
+
+    pub fn is_secret(&self) -> bool {
+        self.secret
+    }
+}
+
+impl fmt::Debug for MaybeSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.secret {
+            f.write_str("<secret>")
+        } else {
+            fmt::Debug::fmt(&self.value, f)
+        }
+    }
+}
+
+impl Serialize for MaybeSecret {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(if self.secret { "<secret>" } else { &self.value })
+    }
+}
+
 /// Where a node connects to: camera, inference server.
 /// Serialises as a redacted view (`display_url`, secrets masked): plans are shown to people.
 #[derive(Clone, Debug, PartialEq)]
@@ -84,7 +122,7 @@ pub struct TlsOptions {
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase", rename_all_fields = "camelCase")]
 pub enum Credentials {
-    UsernamePassword { username: String, password: Secret },
+    UsernamePassword { username: MaybeSecret, password: Secret },
     HttpHeader { header_name: String, header_value: Secret },
 }
 
@@ -119,7 +157,7 @@ pub(crate) fn endpoint(parent: &Obj, cx: &mut Ctx, usage: EndpointUse) -> Option
             "'tunnel' (SecureIotDeviceRemoteTunnel) is for cameras reached by the Azure Video Analyzer cloud service; on the edge, give the camera's RTSP URL directly",
         );
     }
-    let url = o.scalar::<Text>(cx, "url", Need::Required);
+    let url = cx.with_secrets(|cx| o.scalar::<Text>(cx, "url", Need::Required));
     let url = match url {
         Field::Value(t, path) => parse_url(cx, &t, &path, usage, tls),
         _ => None,
@@ -199,17 +237,17 @@ fn credentials(o: &Obj, cx: &mut Ctx, usage: EndpointUse) -> Option<Option<Crede
     };
     c.skip(cx, "@type");
     let creds = if ty == TypeName::UsernamePasswordCredentials {
-        let username = c.req::<String>(cx, "username");
+        let username = cx.with_secrets(|cx| c.req::<Text>(cx, "username")).map(|t| MaybeSecret::new(t.value, t.secret));
         // LVA 1.0 declared the password optional; an empty one is what it meant.
         let password = if cx.api == crate::topology::model::ApiVersion::Lva10 {
-            c.opt_or::<String>(cx, "password", String::new())
+            cx.with_secrets(|cx| c.opt_or::<String>(cx, "password", String::new()))
         } else {
-            c.req::<String>(cx, "password")
+            cx.with_secrets(|cx| c.req::<String>(cx, "password"))
         };
         Some(Credentials::UsernamePassword { username: username?, password: Secret(password?) })
     } else {
         let name = c.req::<String>(cx, "headerName");
-        let value = c.req::<String>(cx, "headerValue");
+        let value = cx.with_secrets(|cx| c.req::<String>(cx, "headerValue"));
         if let Some(n) = &name {
             if n.is_empty() || !n.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_!#$%&'*+.^`|~".contains(&b)) {
                 cx.error(Code::PropertyValueInvalid, &c.path.key("headerName"), format!("'{n}' is not a valid HTTP header name"));

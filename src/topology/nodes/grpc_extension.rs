@@ -23,7 +23,7 @@ pub struct GrpcExtension {
     #[serde(rename = "sharedMemorySizeMiB")]
     pub shared_memory_size_mib: Option<u32>,
     /// Opaque text forwarded to the server in the stream descriptor.
-    pub extension_configuration: Option<String>,
+    pub extension_configuration: Option<super::common::MaybeSecret>,
 }
 
 pub(crate) fn parse(o: &Obj, cx: &mut Ctx) -> Option<GrpcExtension> {
@@ -50,7 +50,8 @@ pub(crate) fn parse(o: &Obj, cx: &mut Ctx) -> Option<GrpcExtension> {
         _ => None,
     };
     let config = if cx.api.at_least_lva20() {
-        o.opt::<String>(cx, "extensionConfiguration")
+        cx.with_secrets(|cx| o.opt::<crate::topology::reader::Text>(cx, "extensionConfiguration"))
+            .map(|t| t.map(|t| super::common::MaybeSecret::new(t.value, t.secret)))
     } else {
         o.gate(cx, "extensionConfiguration", "LVA 2.0");
         Some(None)

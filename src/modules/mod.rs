@@ -1,0 +1,3 @@
+//! Stand-alone edge modules that ship in the same binary as the appliance (e.g. the simulated RTSP camera).
+
+pub mod rtspsim;

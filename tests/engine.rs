@@ -1,0 +1,138 @@
+//! The engine end to end without MQTT: a simulated camera, a hub-triggered signal gate and a file sink produce a valid clip.
+
+mod common;
+
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use vela::clock::SystemClock;
+use vela::control::Controller;
+use vela::runtime::events::{EventOutputs, Events, Identity, OutMessage, Outbox};
+use vela::runtime::inputs::HubInputs;
+use vela::runtime::packet::{Event, Packet};
+use vela::runtime::{Runtime, Services};
+use vela::store::Store;
+
+#[derive(Default)]
+struct Recorder(Mutex<Vec<OutMessage>>);
+
+impl Outbox for Recorder {
+    fn send(&self, msg: OutMessage) {
+        self.0.lock().unwrap().push(msg);
+    }
+}
+
+impl Recorder {
+    fn of_type(&self, suffix: &str) -> Vec<OutMessage> {
+        self.0.lock().unwrap().iter().filter(|m| m.properties.get("eventType").is_some_and(|t| t.ends_with(suffix))).cloned().collect()
+    }
+}
+
+fn tempdir(tag: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("vela-{tag}-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// ffprobe's view of a file: (errors printed, frame count, duration s, first frame is key).
+fn probe(path: &Path) -> (String, u64, f64, bool) {
+    let out = std::process::Command::new("ffprobe")
+        .args(["-v", "error", "-select_streams", "v", "-show_entries", "packet=pts_time,flags", "-of", "csv=p=0"])
+        .arg(path)
+        .output()
+        .expect("ffprobe is installed by scripts/test");
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let packets: Vec<(f64, bool)> = text
+        .lines()
+        .filter_map(|l| {
+            let mut it = l.split(',');
+            Some((it.next()?.parse().ok()?, it.next()?.contains('K')))
+        })
+        .collect();
+    let duration = packets.last().map(|p| p.0).unwrap_or(0.0) - packets.first().map(|p| p.0).unwrap_or(0.0);
+    (String::from_utf8_lossy(&out.stderr).to_string(), packets.len() as u64, duration, packets.first().is_some_and(|p| p.1))
+}
+
+async fn until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
+    let start = std::time::Instant::now();
+    while !f() {
+        assert!(start.elapsed() < timeout, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[actix_rt::test]
+async fn a_hub_message_opens_the_gate_and_a_valid_clip_is_recorded() {
+    // A camera at 4× real time: 10 s of gate time pass in 2.5 s.
+    let mut cfg =
+        vela::modules::rtspsim::Config::new("127.0.0.1:0".parse().unwrap(), Path::new(env!("CARGO_MANIFEST_DIR")).join("config/media"));
+    cfg.speed = 4.0;
+    let camera = vela::modules::rtspsim::serve(cfg).await.unwrap();
+
+    let state = tempdir("engine");
+    let recorder = Arc::new(Recorder::default());
+    let events = Events::new(
+        recorder.clone(),
+        Identity { device: "dev".into(), module: "avaedge".into(), topic: "vela".into() },
+        EventOutputs { diagnostics: "diagnostics".into(), operational: "operational".into() },
+    );
+    let inputs = HubInputs::default();
+    let services = Services { events, inputs: inputs.clone(), state_dir: state.clone(), clock: Arc::new(SystemClock) };
+    let runtime = Arc::new(Runtime::new(services));
+    let controller = Controller::new(Store::open(&state.join("db")).unwrap(), runtime.clone(), Arc::new(SystemClock));
+
+    // The published AVA hub-message EVR topology, with a gate of 10 s and 2 s pre-roll.
+    let mut topo: Value =
+        serde_json::from_slice(&std::fs::read(common::fixture("reference/ava-topologies/evr-hubMessage-file-sink/topology.json")).unwrap())
+            .unwrap();
+    let gate = &mut topo["properties"]["processors"][0];
+    gate["activationSignalOffset"] = json!("-PT2S");
+    gate["minimumActivationTime"] = json!("PT10S");
+    gate["maximumActivationTime"] = json!("PT10S");
+    topo["properties"]["sinks"][0]["baseDirectoryPath"] = json!("media");
+    let r = controller.invoke("pipelineTopologySet", &serde_json::to_vec(&topo).unwrap()).await;
+    assert_eq!(r.status, 201, "{r:?}");
+    let inst = json!({ "@apiVersion": "1.1", "name": "door", "properties": { "topologyName": "EVRtoFilesBasedOnHubMessages",
+        "parameters": [{ "name": "rtspUrl", "value": camera.url("vtest.mkv") }] } });
+    assert_eq!(controller.invoke("livePipelineSet", &serde_json::to_vec(&inst).unwrap()).await.status, 201);
+    let r = controller.invoke("livePipelineActivate", br#"{"@apiVersion":"1.1","name":"door"}"#).await;
+    assert_eq!(r.status, 200, "{r:?}");
+
+    until("the camera session", Duration::from_secs(20), || !recorder.of_type("MediaSessionEstablished").is_empty()).await;
+    let sdp = String::from_utf8_lossy(&recorder.of_type("MediaSessionEstablished")[0].body).to_string();
+    assert!(sdp.contains("SDP:\\n") && sdp.contains("H264"), "{sdp}");
+    // Let the gate's look-back fill (3 s of media), then trigger through the hub input.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let trigger = Packet::Event(Arc::new(Event { time: None, body: bytes::Bytes::from_static(b"{}"), properties: Default::default() }));
+    until("the hub source to listen", Duration::from_secs(5), || inputs.listeners("recordingTrigger") == 1).await;
+    assert_eq!(inputs.deliver("recordingTrigger", trigger), 1);
+
+    until("RecordingStopped", Duration::from_secs(30), || !recorder.of_type("RecordingStopped").is_empty()).await;
+    let started = recorder.of_type("RecordingStarted");
+    let available = recorder.of_type("RecordingAvailable");
+    let stopped = recorder.of_type("RecordingStopped");
+    assert_eq!((started.len(), available.len(), stopped.len()), (1, 1, 1));
+    let props = &stopped[0].properties;
+    assert_eq!(props["eventType"], "Microsoft.VideoAnalyzer.Operational.RecordingStopped");
+    assert_eq!(props["subject"], "/edgeModules/avaedge/livePipelines/door/sinks/fileSink");
+    assert_eq!(props["dataVersion"], "1.0");
+    assert_eq!(stopped[0].output, "operational");
+    let body: Value = serde_json::from_slice(&stopped[0].body).unwrap();
+    assert_eq!(body["outputType"], "filePath");
+    let path = PathBuf::from(body["outputLocation"].as_str().unwrap());
+    assert!(path.starts_with(state.join("media").join("door-fileSink")), "{}", path.display());
+
+    let (errors, frames, duration, key_first) = probe(&path);
+    assert_eq!(errors, "", "ffprobe -v error must be silent");
+    assert!(key_first, "the clip starts on a keyframe");
+    // 2 s pre-roll (rounded down to a 2 s GOP) + 10 s minimum: 12–14 s at 10 fps.
+    assert!((11.8..=14.1).contains(&duration), "duration {duration}");
+    assert!((118..=141).contains(&frames), "frames {frames}");
+
+    assert_eq!(controller.invoke("livePipelineDeactivate", br#"{"@apiVersion":"1.1","name":"door"}"#).await.status, 200);
+    assert_eq!(runtime.active_count(), 0);
+    assert_eq!(inputs.listeners("recordingTrigger"), 0, "the hub source unregistered on deactivation");
+    camera.shutdown().await;
+    std::fs::remove_dir_all(state).ok();
+}
