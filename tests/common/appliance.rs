@@ -1,0 +1,210 @@
+//! Runs `vela run` as a real process on a private copy of config/, on free ports, for appliance tests.
+#![allow(dead_code)]
+
+use serde_json::{json, Value};
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+use vela::hub::{ClientOptions, HubMessage, ModuleClient};
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// How a test wants the appliance set up.
+#[derive(Clone, Debug)]
+pub struct Setup {
+    /// Copy config/topologies and config/instances (the demo graph).
+    pub demo_graph: bool,
+    /// The simulated camera's pace.
+    pub camera_speed: f64,
+    /// An external broker URL instead of the embedded one.
+    pub external_hub: Option<String>,
+}
+
+impl Default for Setup {
+    fn default() -> Self {
+        Setup { demo_graph: true, camera_speed: 4.0, external_hub: None }
+    }
+}
+
+/// A `vela run` process with its own config and state folders.
+pub struct Appliance {
+    pub root: PathBuf,
+    pub config: PathBuf,
+    pub state: PathBuf,
+    pub hub_port: u16,
+    pub camera_port: u16,
+    pub hub_url: String,
+    child: Option<Child>,
+    lines: Option<mpsc::Receiver<String>>,
+}
+
+impl Appliance {
+    /// Writes the config folder; `start` runs it.
+    pub fn new(setup: &Setup) -> Appliance {
+        let root = std::env::temp_dir().join(format!("vela-appliance-{}", uuid::Uuid::new_v4()));
+        let config = root.join("config");
+        let state = root.join("state");
+        std::fs::create_dir_all(config.join("topologies")).unwrap();
+        std::fs::create_dir_all(config.join("instances")).unwrap();
+        std::os::unix::fs::symlink(repo().join("config/media"), config.join("media")).unwrap();
+        let hub_port = free_port();
+        let camera_port = free_port();
+        let hub_url = setup.external_hub.clone().unwrap_or(format!("mqtt://127.0.0.1:{hub_port}"));
+        let hub = match &setup.external_hub {
+            Some(url) => format!("[hub]\nurl = \"{url}\"\n"),
+            None => format!("[hub]\nlisten = \"127.0.0.1:{hub_port}\"\n"),
+        };
+        std::fs::write(config.join("appliance.toml"), format!("device_id = \"vela\"\n{hub}")).unwrap();
+        let mut deployment: Value = serde_json::from_slice(&std::fs::read(repo().join("config/deployment.json")).unwrap()).unwrap();
+        deployment["modulesContent"]["rtspsim"]["properties.desired"]["listen"] = json!(format!("127.0.0.1:{camera_port}"));
+        deployment["modulesContent"]["rtspsim"]["properties.desired"]["speed"] = json!(setup.camera_speed);
+        // Tests watch the engine's events as a module would: through a route.
+        deployment["modulesContent"]["$edgeHub"]["properties.desired"]["routes"]["ToObserver"] =
+            json!("FROM /messages/modules/avaedge/outputs/* INTO BrokeredEndpoint(\"/modules/observer/inputs/events\")");
+        // And trigger it as objectCounter would: module `trigger`'s outputs reach the
+        // engine's recordingTrigger input.
+        deployment["modulesContent"]["$edgeHub"]["properties.desired"]["routes"]["FromTrigger"] =
+            json!("FROM /messages/modules/trigger/outputs/* INTO BrokeredEndpoint(\"/modules/avaedge/inputs/recordingTrigger\")");
+        std::fs::write(config.join("deployment.json"), serde_json::to_vec_pretty(&deployment).unwrap()).unwrap();
+        if setup.demo_graph {
+            for d in ["topologies", "instances"] {
+                for e in std::fs::read_dir(repo().join("config").join(d)).unwrap() {
+                    let p = e.unwrap().path();
+                    let text = std::fs::read_to_string(&p).unwrap().replace("127.0.0.1:8554", &format!("127.0.0.1:{camera_port}"));
+                    std::fs::write(config.join(d).join(p.file_name().unwrap()), text).unwrap();
+                }
+            }
+        }
+        Appliance { root, config, state, hub_port, camera_port, hub_url, child: None, lines: None }
+    }
+
+    /// Starts `vela run` and waits until the engine serves direct methods.
+    pub fn start(&mut self) -> Duration {
+        let t0 = Instant::now();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_vela"))
+            .args(["run", "--config"])
+            .arg(&self.config)
+            .arg("--state")
+            .arg(&self.state)
+            .env("VELA_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let (tx, rx) = mpsc::channel();
+        let out = child.stdout.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(line) if line.contains("engine serving direct methods") => break,
+                Ok(_) => {}
+                Err(_) => panic!("vela run did not come up within 60 s"),
+            }
+        }
+        self.lines = Some(rx);
+        t0.elapsed()
+    }
+
+    /// `kill -9`: no chance to finish anything.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            c.kill().unwrap();
+            c.wait().unwrap();
+        }
+    }
+
+    /// SIGTERM and wait: the graceful stop.
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            unsafe_sigterm(c.id());
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while c.try_wait().unwrap().is_none() {
+                assert!(Instant::now() < deadline, "vela run did not stop on SIGTERM");
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+    }
+
+    /// A module client for the test (`observer` receives the engine's routed events).
+    pub async fn client(&self, module: &str) -> ModuleClient {
+        ModuleClient::connect(ClientOptions::new(self.hub_url.clone(), "vela", module)).await.unwrap()
+    }
+
+    /// Calls a direct method on the engine.
+    pub async fn call(client: &ModuleClient, method: &str, payload: Value) -> (u16, Option<Value>) {
+        client.invoke_method("vela", "avaedge", method, &payload, Duration::from_secs(30)).await.unwrap()
+    }
+
+    /// Publishes to the engine's routed input `input`, as objectCounter would.
+    pub async fn trigger(client: &ModuleClient, output: &str) {
+        client.send_output(output, HubMessage::json(&json!({ "trigger": "test" }))).await.unwrap();
+    }
+
+    /// Finished clips (.mp4) under the state's media folder.
+    pub fn clips(&self) -> Vec<PathBuf> {
+        let mut out = Vec::new();
+        let media = self.state.join("media");
+        if let Ok(dirs) = std::fs::read_dir(&media) {
+            for d in dirs.flatten() {
+                if let Ok(files) = std::fs::read_dir(d.path()) {
+                    out.extend(files.flatten().map(|f| f.path()).filter(|p| p.extension().is_some_and(|x| x == "mp4")));
+                }
+            }
+        }
+        out.sort();
+        out
+    }
+}
+
+impl Drop for Appliance {
+    fn drop(&mut self) {
+        self.kill9();
+        std::fs::remove_dir_all(&self.root).ok();
+    }
+}
+
+fn unsafe_sigterm(pid: u32) {
+    let _ = Command::new("kill").arg("-TERM").arg(pid.to_string()).status();
+}
+
+/// Waits for the next routed event whose eventType ends with `suffix`.
+pub async fn next_event(rx: &mut tokio::sync::mpsc::Receiver<(String, HubMessage)>, suffix: &str, timeout: Duration) -> HubMessage {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        match tokio::time::timeout_at(deadline, rx.recv()).await {
+            Ok(Some((_, m))) if m.property("eventType").is_some_and(|t| t.ends_with(suffix)) => return m,
+            Ok(Some(_)) => {}
+            Ok(None) => panic!("event stream closed"),
+            Err(_) => panic!("no {suffix} event within {timeout:?}"),
+        }
+    }
+}
+
+/// ffprobe's verdict on a file: (stderr with -v error, packet count, first packet is a keyframe).
+pub fn probe(path: &Path) -> (String, usize, bool) {
+    let out = Command::new("ffprobe")
+        .args(["-v", "error", "-select_streams", "v", "-show_entries", "packet=flags", "-of", "csv=p=0"])
+        .arg(path)
+        .output()
+        .expect("ffprobe (installed by scripts/test)");
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let flags: Vec<&str> = text.lines().collect();
+    (String::from_utf8_lossy(&out.stderr).to_string(), flags.len(), flags.first().is_some_and(|f| f.contains('K')))
+}
