@@ -129,9 +129,7 @@ fn in_use_code(g: Generation) -> &'static str {
     }
 }
 
-fn get_ci<'a>(m: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
-    m.iter().find(|(k, _)| k.eq_ignore_ascii_case(key)).map(|(_, v)| v)
-}
+use crate::topology::field as get_ci;
 
 pub struct Controller {
     store: Store,
@@ -365,27 +363,18 @@ impl Controller {
                 }
             }
         }
-        let now = self.now();
         let stored = StoredTopology {
             name: name.clone(),
             generation: g,
             api_version: plan.api_version.as_str().to_string(),
-            system_data: SystemData {
-                created_at: existing.as_ref().map(|e| e.system_data.created_at.clone()).unwrap_or_else(|| now.clone()),
-                last_modified_at: now,
-            },
+            system_data: system_data(existing.as_ref().map(|e| &e.system_data), self.now()),
             properties,
             origin,
         };
         if let Err(e) = self.store.put_topology(&stored) {
             return store_error(e);
         }
-        let body = render_topology(&stored);
-        if existing.is_some() {
-            Response::ok(body)
-        } else {
-            Response::created(body)
-        }
+        Response::upserted(existing.is_some(), render_topology(&stored))
     }
 
     fn get_topology(&self, g: Generation, name: &str) -> Response {
@@ -476,15 +465,11 @@ impl Controller {
         if let Err(e) = topology::compile_instance(&tdoc, &doc, Some(api)) {
             return Response::invalid(attribute(e, &topo.name));
         }
-        let now = self.now();
         let stored = StoredInstance {
             name: name.clone(),
             generation: g,
             api_version: api.as_str().to_string(),
-            system_data: SystemData {
-                created_at: existing.as_ref().map(|e| e.system_data.created_at.clone()).unwrap_or_else(|| now.clone()),
-                last_modified_at: now,
-            },
+            system_data: system_data(existing.as_ref().map(|e| &e.system_data), self.now()),
             topology_name,
             description: instance_description(&doc),
             parameters: instance_parameters(&doc),
@@ -495,12 +480,7 @@ impl Controller {
             return store_error(e);
         }
         self.set_state(&key, State::Inactive);
-        let body = self.render_instance(&stored, Some(&topo));
-        if existing.is_some() {
-            Response::ok(body)
-        } else {
-            Response::created(body)
-        }
+        Response::upserted(existing.is_some(), self.render_instance(&stored, Some(&topo)))
     }
 
     fn get_instance(&self, g: Generation, name: &str) -> Response {
@@ -676,6 +656,11 @@ impl Controller {
         props.insert("state".into(), json!(self.state(&(i.generation, i.name.clone())).as_str(i.generation)));
         json!({ "name": i.name, "systemData": i.system_data, "properties": props })
     }
+}
+
+/// `createdAt` kept from the previous version, `lastModifiedAt` now.
+fn system_data(previous: Option<&SystemData>, now: String) -> SystemData {
+    SystemData { created_at: previous.map(|p| p.created_at.clone()).unwrap_or_else(|| now.clone()), last_modified_at: now }
 }
 
 fn unknown_keys(doc: &Map<String, Value>, allowed: &[&str]) -> Option<Response> {

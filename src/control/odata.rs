@@ -18,6 +18,11 @@ impl Response {
         Response { status: 201, payload: Some(payload) }
     }
 
+    /// A Set's answer: 201 when the entity is new, 200 when it replaced one.
+    pub fn upserted(existed: bool, payload: Value) -> Self {
+        Response { status: if existed { 200 } else { 201 }, payload: Some(payload) }
+    }
+
     pub fn empty(status: u16) -> Self {
         Response { status, payload: None }
     }

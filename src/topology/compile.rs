@@ -102,9 +102,7 @@ fn detect_generation(v: &Value, path: JsonPath, found: &mut Vec<(Generation, Jso
     }
 }
 
-fn get_ci<'a>(v: &'a Value, key: &str) -> Option<&'a Value> {
-    v.as_object()?.iter().find(|(k, _)| k.eq_ignore_ascii_case(key)).map(|(_, v)| v)
-}
+use super::get_ci;
 
 /// Decides the API version: the document's `@apiVersion`, else the caller's, else
 /// inferred from the types used.

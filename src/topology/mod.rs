@@ -21,6 +21,16 @@ pub use model::{ApiVersion, Generation, Role, TypeName};
 pub use nodes::NodeSettings;
 pub use plan::{GraphPlan, Plan, PlanNode, TopologyPlan};
 
+/// A property of a JSON object by name in any case (SPEC C2).
+pub fn field<'a>(m: &'a serde_json::Map<String, serde_json::Value>, key: &str) -> Option<&'a serde_json::Value> {
+    m.iter().find(|(k, _)| k.eq_ignore_ascii_case(key)).map(|(_, v)| v)
+}
+
+/// Like `field`, on any value (`None` unless it is an object).
+pub fn get_ci<'a>(v: &'a serde_json::Value, key: &str) -> Option<&'a serde_json::Value> {
+    field(v.as_object()?, key)
+}
+
 /// Whether a JSON document looks like an instance (live pipeline) rather than a topology.
 pub fn is_instance_document(doc: &serde_json::Value) -> bool {
     let props = doc.as_object().and_then(|m| m.iter().find(|(k, _)| k.eq_ignore_ascii_case("properties"))).and_then(|(_, v)| v.as_object());

@@ -62,9 +62,7 @@ fn json_files(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
     out
 }
 
-fn get_ci<'a>(v: &'a Value, key: &str) -> Option<&'a Value> {
-    v.as_object()?.iter().find(|(k, _)| k.eq_ignore_ascii_case(key)).map(|(_, v)| v)
-}
+use crate::topology::get_ci;
 
 impl ConfigSync {
     pub fn new(controller: Arc<Controller>, events: Events, config_dir: &Path) -> Self {
