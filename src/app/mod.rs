@@ -244,7 +244,7 @@ async fn start_engine(name: &str, options: ClientOptions, opts: &RunOptions) -> 
         tracing::warn!(?g, %instance, status = r.status, payload = ?r.payload, "instance could not be re-activated");
     }
     let watcher =
-        crate::watch::ConfigSync::new(controller.clone(), events, &opts.config_dir).watch().context("cannot watch the config folder")?;
+        crate::watch::ConfigSync::new(controller.clone(), events, &opts.config_dir).watch().await.context("cannot watch the config folder")?;
     println!(
         "module {name}: engine serving direct methods; config from {}, state in {}",
         opts.config_dir.display(),

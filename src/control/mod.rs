@@ -219,6 +219,13 @@ impl Controller {
             Ok(_) => return Response::error(400, Top::BadRequest, "InvalidJson", "$", "the payload must be a JSON object"),
             Err(e) => return Response::error(400, Top::BadRequest, "InvalidJson", "$", e.details[0].message.clone()),
         };
+        // A topology of the other generation: say which method takes it, before any
+        // version complaint (its version is right for that method).
+        if op == Op::TopologySet {
+            if let Some(dg) = topology::document_generation(&Value::Object(doc.clone())).filter(|dg| *dg != g) {
+                return generation_mismatch(g, dg, "$");
+            }
+        }
         let api = match get_ci(&doc, "@apiVersion") {
             Some(Value::String(s)) => match ApiVersion::parse(g, s) {
                 Some(v) => v,

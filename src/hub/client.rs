@@ -465,7 +465,8 @@ impl Inner {
         let payload = if body.is_empty() {
             None
         } else {
-            match serde_json::from_slice::<Value>(&body) {
+            // A UTF-8 byte order mark is not an error (files saved by some editors carry one).
+            match serde_json::from_slice::<Value>(body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&body)) {
                 Ok(v) => Some(v),
                 Err(e) => return (400, Some(error_json("BadRequest", &format!("The method payload is not valid JSON: {e}.")))),
             }
@@ -590,9 +591,10 @@ impl Handler for Inner {
     }
 }
 
-/// The OData-style error body of SPEC §3.2, for answers the hub layer gives itself.
+/// The OData-style error body of SPEC §3.2, for answers the hub layer gives itself; it
+/// carries a detail like the engine's own errors, so callers read `details[0].code` alike.
 pub(crate) fn error_json(code: &str, message: &str) -> Value {
-    json!({"error": {"code": code, "message": message}})
+    json!({"error": {"code": code, "message": message, "details": [{"code": code, "target": "$", "message": message}]}})
 }
 
 fn error_body(code: &str, message: &str) -> Bytes {

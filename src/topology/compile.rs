@@ -104,6 +104,18 @@ fn detect_generation(v: &Value, path: JsonPath, found: &mut Vec<(Generation, Jso
 
 use super::get_ci;
 
+/// The generation the document's `@type`s name (the majority when mixed), if any.
+pub fn document_generation(doc: &Value) -> Option<Generation> {
+    let mut found = Vec::new();
+    detect_generation(doc, JsonPath::root(), &mut found);
+    let lva = found.iter().filter(|f| f.0 == Generation::Lva).count();
+    match (lva, found.len() - lva) {
+        (0, 0) => None,
+        (l, a) if a > l => Some(Generation::Ava),
+        _ => Some(Generation::Lva),
+    }
+}
+
 /// Decides the API version: the document's `@apiVersion`, else the caller's, else
 /// inferred from the types used.
 fn api_version(doc: &Value) -> Result<(ApiVersion, bool), CompileErrors> {

@@ -260,8 +260,10 @@ impl ConfigSync {
         FileOutcome::Applied { file: file.to_path_buf(), status: r.status }
     }
 
-    /// Syncs now, then again after every burst of changes, until the returned task is aborted.
-    pub fn watch(mut self) -> Result<tokio::task::JoinHandle<()>, notify::Error> {
+    /// Syncs now (returning once the folders are applied, so that a caller reporting
+    /// "ready" means it), then again after every burst of changes, until the returned
+    /// task is aborted. The watch starts before the first sync: nothing is missed.
+    pub async fn watch(mut self) -> Result<tokio::task::JoinHandle<()>, notify::Error> {
         use notify::{RecursiveMode, Watcher};
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<()>();
         let mut watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
@@ -273,9 +275,9 @@ impl ConfigSync {
             std::fs::create_dir_all(dir).ok();
             watcher.watch(dir, RecursiveMode::NonRecursive)?;
         }
+        self.sync().await;
         Ok(tokio::spawn(async move {
             let _watcher = watcher; // dropped (and unwatched) with the task
-            self.sync().await;
             while rx.recv().await.is_some() {
                 // Debounce: wait until the folder has been quiet for a moment.
                 loop {
