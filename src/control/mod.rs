@@ -490,6 +490,52 @@ impl Controller {
         Response::upserted(existing.is_some(), self.render_instance(&stored, Some(&topo)))
     }
 
+    /// Stores a new document for a running instance whose compiled graph it leaves
+    /// identical (a description edit in a config file): nothing restarts. Refused with
+    /// 409 when the graph would change.
+    pub async fn update_running_instance(&self, g: Generation, api: ApiVersion, doc: Value, origin: Origin) -> Response {
+        let _w = self.writes.lock().await;
+        let Some((name, _)) = instance_names(&doc) else {
+            return Response::error(400, Top::InvalidResource, "PropertyRequired", "$.Name", "the instance has no name or topologyName");
+        };
+        let key = (g, name.clone());
+        let (existing, running) = match (self.store.instance(g, &name), self.running_plan(&key)) {
+            (Ok(Some(e)), Some(r)) => (e, r),
+            (Err(e), _) => return store_error(e),
+            _ => return not_found(names(g).1, &name),
+        };
+        let topo = match self.store.topology(g, &existing.topology_name) {
+            Ok(Some(t)) => t,
+            Ok(None) => return not_found(names(g).0, &existing.topology_name),
+            Err(e) => return store_error(e),
+        };
+        let tdoc = topology_doc(&topo.api_version, &topo.name, &topo.properties);
+        match topology::compile_instance(&tdoc, &doc, Some(api)) {
+            Ok(p) if p.same_graph(&running) => {}
+            Ok(_) => {
+                return Response::error(
+                    409,
+                    Top::Conflict,
+                    "OperationNotAllowedInState",
+                    "$.Name",
+                    format!("{} '{name}' is active and this change alters its graph; deactivate it first", names(g).1),
+                )
+            }
+            Err(e) => return Response::invalid(attribute(e, &topo.name)),
+        }
+        let stored = StoredInstance {
+            system_data: system_data(Some(&existing.system_data), self.now()),
+            description: instance_description(&doc),
+            parameters: instance_parameters(&doc),
+            origin,
+            ..existing
+        };
+        if let Err(e) = self.store.put_instance(&stored) {
+            return store_error(e);
+        }
+        Response::ok(self.render_instance(&stored, Some(&topo)))
+    }
+
     fn get_instance(&self, g: Generation, name: &str) -> Response {
         match self.store.instance(g, name) {
             Ok(Some(i)) => {

@@ -199,6 +199,11 @@ impl ConfigSync {
                 Some(self.controller.running_plan(&key).is_some_and(|running| running.same_graph(&new)))
             });
             if same == Some(true) && want_active {
+                // Same graph: keep it running, but store what the file says (description).
+                let r = self.controller.update_running_instance(g, api, doc, Origin::File(file.display().to_string())).await;
+                if !r.is_success() {
+                    return self.reject(g, file, r.payload.unwrap_or(Value::Null));
+                }
                 self.applied_instances.insert(file.to_path_buf(), Applied { content: bytes.to_vec(), generation: g, name });
                 return FileOutcome::Unchanged { file: file.to_path_buf() };
             }
@@ -267,7 +272,9 @@ impl ConfigSync {
         use notify::{RecursiveMode, Watcher};
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<()>();
         let mut watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
-            if res.is_ok() {
+            // Reading the files (our own rescans included) raises access events on
+            // Linux; acting on them would rescan forever.
+            if res.is_ok_and(|e| !matches!(e.kind, notify::EventKind::Access(_))) {
                 let _ = tx.send(());
             }
         })?;
