@@ -6,6 +6,7 @@ WORKDIR /src
 COPY Cargo.toml Cargo.lock rustfmt.toml ./
 COPY src ./src
 COPY benches ./benches
+COPY vendor ./vendor
 RUN cargo build --release --locked --bin vela
 
 FROM debian:bookworm-slim
@@ -15,4 +16,4 @@ COPY config /etc/vela
 VOLUME /var/lib/vela
 WORKDIR /var/lib/vela
 ENTRYPOINT ["vela"]
-CMD ["--help"]
+CMD ["run", "--config", "/etc/vela", "--state", "/var/lib/vela"]

@@ -8,6 +8,10 @@
 //! stop is the router thread: it keeps a sender to its own channel and never sees it
 //! close, so each stopped broker leaves one idle thread and its in-memory state until
 //! the process exits. The appliance starts one broker per process, so that is accepted.
+//!
+//! rumqttd is vendored with two small patches (vendor/rumqttd/PATCHES.md): it no longer
+//! caches every publish topic forever (ours are unique per message, so that grew
+//! without bound), and it sets TCP_NODELAY on the connections it accepts.
 
 use super::client::Password;
 use rumqttd::protocol::v4::V4;
@@ -140,11 +144,7 @@ impl EmbeddedBroker {
             let mut broker = EmbeddedBroker { addr, stop: Some(stop_tx), thread: Some(thread) };
             match wait_ready(addr, &config, &err_rx) {
                 Ok(()) => {
-                    let nodelay = set_listener_nodelay(addr);
-                    if !nodelay {
-                        warn!(%addr, "could not disable Nagle on the broker's listener; bursts may stall 40 ms");
-                    }
-                    info!(%addr, max_packet_bytes = config.max_packet_bytes, auth = config.credentials.is_some(), nodelay, "embedded MQTT broker ready");
+                    info!(%addr, max_packet_bytes = config.max_packet_bytes, auth = config.credentials.is_some(), "embedded MQTT broker ready");
                     return Ok(broker);
                 }
                 Err(Ready::Failed(reason)) => {
@@ -190,39 +190,6 @@ impl Drop for EmbeddedBroker {
     fn drop(&mut self) {
         self.shutdown();
     }
-}
-
-/// Sets TCP_NODELAY on rumqttd's listening socket, found among this process's file
-/// descriptors. rumqttd 0.20 never sets it on the sockets it accepts, so its writes to
-/// clients wait for the client's delayed ACK (40 ms on Linux) whenever an earlier
-/// segment is unacknowledged: routing 100-message bursts ran at 2,600 messages/s
-/// instead of 20,000+. Linux copies TCP_NODELAY from a listener to the sockets it
-/// accepts. The descriptors are only borrowed (never closed), and only the one that is
-/// a listener (no peer) on `addr` is touched.
-#[cfg(target_os = "linux")]
-fn set_listener_nodelay(addr: SocketAddr) -> bool {
-    use std::mem::ManuallyDrop;
-    use std::os::fd::{FromRawFd, RawFd};
-    let Ok(entries) = std::fs::read_dir("/proc/self/fd") else { return false };
-    for entry in entries.flatten() {
-        let Some(fd) = entry.file_name().to_str().and_then(|n| n.parse::<RawFd>().ok()) else { continue };
-        if !std::fs::read_link(entry.path()).is_ok_and(|target| target.to_string_lossy().starts_with("socket:")) {
-            continue;
-        }
-        // SAFETY: `fd` is a socket of this process; ManuallyDrop makes sure we never
-        // close it. If it was closed or reused meanwhile, the calls below fail or find
-        // a socket that is not the listener, and nothing is changed.
-        let socket = ManuallyDrop::new(unsafe { TcpStream::from_raw_fd(fd) });
-        if socket.local_addr().is_ok_and(|a| a == addr) && socket.peer_addr().is_err() {
-            return socket.set_nodelay(true).is_ok();
-        }
-    }
-    false
-}
-
-#[cfg(not(target_os = "linux"))]
-fn set_listener_nodelay(_addr: SocketAddr) -> bool {
-    false
 }
 
 fn free_port() -> Result<u16, BrokerError> {
@@ -335,7 +302,11 @@ mod tests {
     }
 
     /// The accepted (server-side) sockets live in this process too, so the test can
-    /// look at them: they must have inherited TCP_NODELAY from the listener.
+    /// look at them: they must have TCP_NODELAY, which the vendored rumqttd sets in its
+    /// accept loop (vendor/rumqttd/PATCHES.md). Without it, writes to clients wait for
+    /// the client's delayed ACK (40 ms on Linux) whenever an earlier segment is
+    /// unacknowledged: routing 100-message bursts ran at 2,600 messages/s instead of
+    /// 20,000+.
     #[cfg(target_os = "linux")]
     #[test]
     fn accepted_sockets_have_nodelay() {
@@ -352,7 +323,9 @@ mod tests {
                 if !std::fs::read_link(entry.path()).is_ok_and(|t| t.to_string_lossy().starts_with("socket:")) {
                     continue;
                 }
-                // SAFETY: borrowed, never closed (see set_listener_nodelay).
+                // SAFETY: `fd` is a socket of this process; ManuallyDrop makes sure it is
+                // only borrowed, never closed. If it was closed or reused meanwhile, the
+                // calls below fail or find another socket, which does not match.
                 let s = ManuallyDrop::new(unsafe { TcpStream::from_raw_fd(fd) });
                 if s.local_addr().is_ok_and(|a| a == broker.addr()) && s.peer_addr().is_ok_and(|p| p == client_addr) {
                     found = Some(s.nodelay().unwrap());
