@@ -75,9 +75,13 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    use std::io::IsTerminal;
+    // rumqttd logs ERROR on every ordinary client disconnect; the hub reports real
+    // broker trouble itself. VELA_LOG overrides (e.g. VELA_LOG=info,rumqttd=warn).
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("VELA_LOG").unwrap_or_else(|_| "warn".into()))
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("VELA_LOG").unwrap_or_else(|_| "warn,rumqttd=off".into()))
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
     // `vela check … | head` must end quietly, not panic on a closed pipe.
     match run(Cli::parse()) {
