@@ -4,30 +4,17 @@ mod common;
 
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 use vela::clock::SystemClock;
 use vela::control::Controller;
-use vela::runtime::events::{EventOutputs, Events, Identity, OutMessage, Outbox};
+use vela::runtime::events::{EventOutputs, Events, Identity};
 use vela::runtime::inputs::HubInputs;
 use vela::runtime::packet::{Event, Packet};
 use vela::runtime::{Runtime, Services};
 use vela::store::Store;
 
-#[derive(Default)]
-struct Recorder(Mutex<Vec<OutMessage>>);
-
-impl Outbox for Recorder {
-    fn send(&self, msg: OutMessage) {
-        self.0.lock().unwrap().push(msg);
-    }
-}
-
-impl Recorder {
-    fn of_type(&self, suffix: &str) -> Vec<OutMessage> {
-        self.0.lock().unwrap().iter().filter(|m| m.properties.get("eventType").is_some_and(|t| t.ends_with(suffix))).cloned().collect()
-    }
-}
+use common::Recorder;
 
 fn tempdir(tag: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("vela-{tag}-{}", uuid::Uuid::new_v4()));

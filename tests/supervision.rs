@@ -6,23 +6,20 @@ use actix::prelude::*;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use vela::clock::SystemClock;
-use vela::runtime::events::{EventOutputs, Events, Identity, OutMessage, Outbox, Subject};
+use vela::runtime::events::{EventOutputs, Events, Identity, Subject};
 use vela::runtime::instance::InstanceSupervisor;
 use vela::runtime::node::{Node, NodeActor, NodeCtx, NodeEnv, NodeFailed, Output};
 use vela::runtime::packet::{Event, Packet};
 use vela::runtime::Services;
 use vela::topology::{Flow, Generation, MediaTypes, Role};
 
-#[derive(Default)]
-struct Recorder(Mutex<Vec<OutMessage>>);
+use common::Recorder;
 
-impl Outbox for Recorder {
-    fn send(&self, msg: OutMessage) {
-        self.0.lock().unwrap().push(msg);
-    }
+trait Codes {
+    fn codes(&self) -> Vec<String>;
 }
 
-impl Recorder {
+impl Codes for Recorder {
     fn codes(&self) -> Vec<String> {
         self.0
             .lock()

@@ -562,14 +562,22 @@ impl Controller {
         page(items, token, descending)
     }
 
+    /// A stored instance, or the answer that it is missing (or unreadable).
+    fn load_instance(&self, g: Generation, name: &str) -> Result<StoredInstance, Response> {
+        match self.store.instance(g, name) {
+            Ok(Some(i)) => Ok(i),
+            Ok(None) => Err(not_found(names(g).1, name)),
+            Err(e) => Err(store_error(e)),
+        }
+    }
+
     /// Starts an instance; returns when it is active (or refused).
     pub async fn activate(&self, g: Generation, name: &str) -> Response {
         let _w = self.writes.lock().await;
         let key = (g, name.to_string());
-        let mut inst = match self.store.instance(g, name) {
-            Ok(Some(i)) => i,
-            Ok(None) => return not_found(names(g).1, name),
-            Err(e) => return store_error(e),
+        let mut inst = match self.load_instance(g, name) {
+            Ok(i) => i,
+            Err(r) => return r,
         };
         match self.state(&key) {
             State::Active => return Response::empty(200),
@@ -640,10 +648,9 @@ impl Controller {
     pub async fn deactivate(&self, g: Generation, name: &str) -> Response {
         let _w = self.writes.lock().await;
         let key = (g, name.to_string());
-        let mut inst = match self.store.instance(g, name) {
-            Ok(Some(i)) => i,
-            Ok(None) => return not_found(names(g).1, name),
-            Err(e) => return store_error(e),
+        let mut inst = match self.load_instance(g, name) {
+            Ok(i) => i,
+            Err(r) => return r,
         };
         match self.state(&key) {
             State::Inactive => {}

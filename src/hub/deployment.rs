@@ -61,16 +61,7 @@ fn key_path(parent: &str, key: &str) -> String {
     }
 }
 
-fn type_name(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
-}
+use crate::topology::kind_of as type_name;
 
 struct Collector {
     problems: Vec<Problem>,

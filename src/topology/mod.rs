@@ -12,8 +12,9 @@ pub mod nodes;
 pub mod params;
 pub mod plan;
 pub(crate) mod reader;
+pub use reader::kind_of;
 
-pub use compile::{check_instance_document, document_generation, check_topology, compile_instance, parse_json, valid_entity_name};
+pub use compile::{check_instance_document, check_topology, compile_instance, document_generation, parse_json, valid_entity_name};
 pub use duration::SignedDuration;
 pub use error::{Code, CompileErrors, Diagnostic, Document, JsonPath};
 pub use graph::{Edge, Flow, MediaTypes};

@@ -255,7 +255,8 @@ enum Resolved {
     Pattern(NamePattern, Text),
 }
 
-pub(crate) fn kind_of(v: &Value) -> &'static str {
+/// "an array", "a string", …: how messages name a JSON value's kind.
+pub fn kind_of(v: &Value) -> &'static str {
     match v {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",

@@ -51,3 +51,20 @@ pub fn assert_golden(golden: &Path, actual: &str) {
         );
     }
 }
+
+/// An event outbox that keeps what it is given, for tests of the engine without MQTT.
+#[derive(Default)]
+pub struct Recorder(pub std::sync::Mutex<Vec<vela::runtime::events::OutMessage>>);
+
+impl vela::runtime::events::Outbox for Recorder {
+    fn send(&self, msg: vela::runtime::events::OutMessage) {
+        self.0.lock().unwrap().push(msg);
+    }
+}
+
+impl Recorder {
+    /// Messages whose eventType ends with `suffix`.
+    pub fn of_type(&self, suffix: &str) -> Vec<vela::runtime::events::OutMessage> {
+        self.0.lock().unwrap().iter().filter(|m| m.properties.get("eventType").is_some_and(|t| t.ends_with(suffix))).cloned().collect()
+    }
+}
