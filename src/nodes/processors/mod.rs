@@ -1,4 +1,5 @@
 //! Processor nodes: between sources and sinks.
 
 pub mod gate_core;
+pub mod motion_core;
 pub mod signal_gate;
