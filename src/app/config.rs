@@ -70,6 +70,8 @@ pub enum ModuleKind {
     Engine,
     /// The simulated camera.
     RtspSim,
+    /// The tutorial's objectCounter: inference events in, recording triggers out.
+    ObjectCounter,
 }
 
 /// Vela's own image names, and the Microsoft images whose role Vela plays.
@@ -79,6 +81,8 @@ pub fn module_kind(image: &str) -> Option<ModuleKind> {
         Some(ModuleKind::Engine)
     } else if i.starts_with("vela:rtspsim") || i.contains("rtspsim") {
         Some(ModuleKind::RtspSim)
+    } else if i.starts_with("vela:objectcounter") || i.contains("objectcounter") {
+        Some(ModuleKind::ObjectCounter)
     } else {
         None
     }
@@ -128,6 +132,8 @@ mod tests {
         assert_eq!(module_kind("mcr.microsoft.com/media/video-analyzer:1"), Some(ModuleKind::Engine));
         assert_eq!(module_kind("mcr.microsoft.com/media/live-video-analytics:2"), Some(ModuleKind::Engine));
         assert_eq!(module_kind("mcr.microsoft.com/lva-utilities/rtspsim-live555:1.2"), Some(ModuleKind::RtspSim));
+        assert_eq!(module_kind("vela:objectCounter"), Some(ModuleKind::ObjectCounter));
+        assert_eq!(module_kind("${MODULES.objectCounter}"), Some(ModuleKind::ObjectCounter));
         assert_eq!(module_kind("myregistry/yolov3:latest"), None);
     }
 }

@@ -34,6 +34,7 @@ pub struct Running {
     hub: Option<EdgeHub>,
     engines: Vec<Engine>,
     cameras: Vec<crate::modules::rtspsim::Server>,
+    counters: Vec<crate::modules::object_counter::ObjectCounter>,
 }
 
 struct Engine {
@@ -119,14 +120,24 @@ pub async fn start(opts: &RunOptions) -> anyhow::Result<Running> {
         }
     }
     let mut engines = Vec::new();
+    let mut counters = Vec::new();
     for (name, image) in &modules {
         match module_kind(image) {
             Some(ModuleKind::Engine) => engines.push(start_engine(name, options(name), opts).await?),
+            Some(ModuleKind::ObjectCounter) => {
+                let client =
+                    ModuleClient::connect(options(name)).await.with_context(|| format!("module '{name}' cannot connect to the hub"))?;
+                counters.push(crate::modules::object_counter::start(client).await.with_context(|| format!("module '{name}'"))?);
+                println!(
+                    "module {name}: objectCounter (twin objectTag/objectConfidence; triggers on output {})",
+                    crate::modules::object_counter::OUTPUT
+                );
+            }
             Some(ModuleKind::RtspSim) => {}
             None => println!("module {name}: image '{image}' is not one Vela runs; start it yourself against {hub_url}"),
         }
     }
-    Ok(Running { hub_url, _broker: broker, hub: Some(hub), engines, cameras })
+    Ok(Running { hub_url, _broker: broker, hub: Some(hub), engines, cameras, counters })
 }
 
 impl Running {
@@ -137,6 +148,9 @@ impl Running {
             e.watcher.abort();
             e.runtime.stop_all().await;
             e.client.disconnect().await;
+        }
+        for c in self.counters.drain(..) {
+            c.shutdown().await;
         }
         for c in self.cameras.drain(..) {
             c.shutdown().await;
@@ -243,8 +257,10 @@ async fn start_engine(name: &str, options: ClientOptions, opts: &RunOptions) -> 
     for ((g, instance), r) in controller.restore().await {
         tracing::warn!(?g, %instance, status = r.status, payload = ?r.payload, "instance could not be re-activated");
     }
-    let watcher =
-        crate::watch::ConfigSync::new(controller.clone(), events, &opts.config_dir).watch().await.context("cannot watch the config folder")?;
+    let watcher = crate::watch::ConfigSync::new(controller.clone(), events, &opts.config_dir)
+        .watch()
+        .await
+        .context("cannot watch the config folder")?;
     println!(
         "module {name}: engine serving direct methods; config from {}, state in {}",
         opts.config_dir.display(),

@@ -1,0 +1,353 @@
+//! H.264 decoding (openh264) against ffmpeg's output for the sample media, robustness against
+//! damaged and missing access units, parameter changes, and the grayscale downscale.
+//!
+//! Reference checksums are MD5s of ffmpeg's luma planes: the first `width * height` bytes of
+//! each frame of `ffmpeg -v error -i FILE -f rawvideo -pix_fmt yuv420p -`. (Not `-pix_fmt gray`:
+//! swscale expands limited-range luma to full range for gray, so those bytes differ from Y.)
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use md5::{Digest, Md5};
+use vela::media::decode::{DecodeStats, Decoder, Frame};
+use vela::media::h264;
+use vela::media::mkv::{self, H264Track};
+use vela::runtime::packet::{VideoParams, VideoSample};
+
+const VTEST_MD5: &[(usize, &str)] = &[
+    (0, "f9d035a18d50eacab3e653bf8ee47f0d"),
+    (1, "0b896c9ca621dfa65fa40047f9fa428b"),
+    (100, "c5a1f4168c8fb2cbb11b42bd869aa5b2"),
+    (125, "4c7c2609508de965b93665b47b4c6f88"),
+    (230, "bf2646af2db07bbea3fc9e860c14eb45"),
+    (300, "4c0d3f3b0820496ff845cacaf10d4101"),
+    (794, "53b521f3282ff7428fcf7f4ca588d713"),
+];
+const BIKES_MD5: &[(usize, &str)] = &[
+    (0, "83b918ce8147e331af508b3d8e26a375"),
+    (1, "1ce7952a3116fe0ba04e51633d06a1ed"),
+    (60, "e39c9c48fbbb09f8a33ffe3ab4cd2756"),
+    (249, "11f87146c70bacdd3f7f2e66cd1bb59b"),
+];
+
+fn media(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("config/media").join(name)
+}
+
+fn track(name: &str) -> H264Track {
+    mkv::read_h264_file(&media(name)).expect("demux")
+}
+
+fn y_md5(f: &Frame<'_>) -> String {
+    format!("{:x}", Md5::digest(f.y_packed()))
+}
+
+/// One decoded picture: pts, size, and the luma MD5 when its source index was asked for.
+#[derive(Debug)]
+struct Out {
+    pts: i64,
+    width: usize,
+    height: usize,
+    md5: Option<String>,
+}
+
+/// Decodes `frames` (index into the track, possibly edited data) and returns pictures and stats.
+/// `want` lists the source indices (looked up by pts) whose luma MD5 to compute.
+fn run(
+    avcc: &[u8],
+    frames: impl IntoIterator<Item = (i64, bool, Vec<u8>)>,
+    index_of_pts: &HashMap<i64, usize>,
+    want: &[usize],
+) -> (Vec<Out>, DecodeStats, usize) {
+    let mut dec = Decoder::new();
+    let mut out = Vec::new();
+    let mut record = |f: &Frame<'_>| {
+        let idx = index_of_pts.get(&f.pts).copied();
+        let md5 = idx.filter(|i| want.contains(i)).map(|_| y_md5(f));
+        out.push(Out { pts: f.pts, width: f.width, height: f.height, md5 });
+    };
+    dec.set_avcc(avcc, &mut record).unwrap();
+    let mut errors_returned = 0;
+    for (pts, key, data) in frames {
+        if dec.decode(&data, pts, key, &mut record).is_err() {
+            errors_returned += 1;
+        }
+    }
+    dec.flush(&mut record);
+    (out, dec.stats(), errors_returned)
+}
+
+fn pts_index(t: &H264Track) -> HashMap<i64, usize> {
+    t.frames.iter().enumerate().map(|(i, f)| (f.pts_90k, i)).collect()
+}
+
+fn check_md5(out: &[Out], idx: &HashMap<i64, usize>, refs: &[(usize, &str)]) {
+    for &(i, want) in refs {
+        let Some(o) = out.iter().find(|o| idx.get(&o.pts) == Some(&i)) else { continue };
+        assert_eq!(o.md5.as_deref(), Some(want), "frame {i}");
+    }
+}
+
+fn decode_clean(name: &str, refs: &[(usize, &str)], w: usize, h: usize, n: usize) {
+    let t = track(name);
+    assert_eq!(t.frames.len(), n);
+    let idx = pts_index(&t);
+    let want: Vec<usize> = refs.iter().map(|r| r.0).collect();
+    let (out, stats, errs) = run(&t.avcc, t.frames.iter().map(|f| (f.pts_90k, f.keyframe, f.data.to_vec())), &idx, &want);
+    assert_eq!(errs, 0);
+    assert_eq!(stats, DecodeStats { decoded: n as u64, errors: 0, resyncs: 0, skipped_until_keyframe: 0 });
+    assert_eq!(out.len(), n, "every source frame decodes");
+    assert!(out.iter().all(|o| (o.width, o.height) == (w, h)));
+    let pts: Vec<i64> = out.iter().map(|o| o.pts).collect();
+    let src: Vec<i64> = t.frames.iter().map(|f| f.pts_90k).collect();
+    assert_eq!(pts, src, "pictures carry their access unit's pts, in order");
+    for &(i, _) in refs {
+        assert!(out[i].md5.is_some(), "frame {i} hashed");
+    }
+    check_md5(&out, &idx, refs);
+}
+
+#[test]
+fn vtest_decodes_all_frames_bit_exact_with_ffmpeg() {
+    decode_clean("vtest.mkv", VTEST_MD5, 768, 576, 795);
+}
+
+#[test]
+fn bikes_decodes_all_frames_bit_exact_with_ffmpeg() {
+    decode_clean("bikes.mkv", BIKES_MD5, 640, 272, 250);
+}
+
+#[test]
+fn corrupt_and_missing_access_units_resync_at_next_keyframe() {
+    let t = track("vtest.mkv");
+    let idx = pts_index(&t);
+    // vtest has a keyframe every 20 frames.
+    assert!(t.frames[100].keyframe && t.frames[120].keyframe && t.frames[220].keyframe && !t.frames[105].keyframe);
+    let frames = t.frames.iter().enumerate().filter_map(|(i, f)| {
+        let mut data = f.data.to_vec();
+        match i {
+            // Garbage over the slice data of 105 (mid GOP), keeping the NAL framing intact.
+            105 => {
+                for b in data.iter_mut().skip(8).step_by(3) {
+                    *b ^= 0x5a;
+                }
+            }
+            // Broken AVCC framing: a length beyond the data.
+            160 => data[0..4].copy_from_slice(&0x00ff_ffffu32.to_be_bytes()),
+            // A lost packet in the middle of a GOP.
+            205..=207 => return None,
+            _ => {}
+        }
+        Some((f.pts_90k, f.keyframe, data))
+    });
+    let (out, stats, errs) = run(&t.avcc, frames, &idx, &[125, 230, 300]);
+    eprintln!("corrupt: {stats:?}, {} pictures, {errs} errors returned", out.len());
+    assert!(stats.errors >= 2, "{stats:?}");
+    assert_eq!(stats.errors as usize, errs);
+    assert!(stats.resyncs >= 2, "{stats:?}");
+    assert!(stats.skipped_until_keyframe > 0);
+    assert_eq!(stats.decoded as usize, out.len());
+    // Everything from each next keyframe on is there and correct.
+    let decoded: Vec<usize> = out.iter().map(|o| idx[&o.pts]).collect();
+    for i in (0..105).chain(120..160).chain(180..205).chain(220..795) {
+        assert!(decoded.contains(&i), "frame {i} missing; stats {stats:?}");
+    }
+    for i in (161..180).chain(208..220) {
+        assert!(!decoded.contains(&i), "frame {i} decoded from a broken reference");
+    }
+    check_md5(&out, &idx, &VTEST_MD5[3..6]);
+    assert_eq!(out.iter().filter(|o| o.md5.is_some()).count(), 3);
+}
+
+#[test]
+fn reported_loss_drops_until_next_keyframe() {
+    let t = track("vtest.mkv");
+    let idx = pts_index(&t);
+    let mut dec = Decoder::new();
+    let mut got = Vec::new();
+    dec.set_avcc(&t.avcc, |_| {}).unwrap();
+    for (i, f) in t.frames.iter().enumerate().take(60) {
+        if (25..28).contains(&i) {
+            continue;
+        }
+        if i == 28 {
+            dec.note_loss(|fr| got.push(idx[&fr.pts]));
+        }
+        dec.decode(&f.data, f.pts_90k, f.keyframe, |fr| got.push(idx[&fr.pts])).unwrap();
+    }
+    dec.flush(|fr| got.push(idx[&fr.pts]));
+    let want: Vec<usize> = (0..25).chain(40..60).collect();
+    assert_eq!(got, want, "the picture held back at the loss comes out too");
+    assert_eq!(dec.stats().resyncs, 1);
+    assert_eq!(dec.stats().skipped_until_keyframe, 12);
+    assert_eq!(dec.stats().errors, 0);
+}
+
+#[test]
+fn stream_starting_mid_gop_waits_for_keyframe() {
+    let t = track("bikes.mkv");
+    let idx = pts_index(&t);
+    let (out, stats, _) = run(&t.avcc, t.frames[30..120].iter().map(|f| (f.pts_90k, false, f.data.to_vec())), &idx, &[60]);
+    assert_eq!(stats.skipped_until_keyframe, 20, "{stats:?}");
+    assert_eq!(out.len(), 70);
+    assert_eq!(idx[&out[0].pts], 50);
+    check_md5(&out, &idx, BIKES_MD5);
+}
+
+fn samples(t: &H264Track, range: std::ops::Range<usize>, pts_offset: i64) -> Vec<VideoSample> {
+    let params = Arc::new(VideoParams {
+        width: t.width,
+        height: t.height,
+        avcc: Bytes::from(t.avcc.clone()),
+        codec: format!("avc1.{}", t.profile_level_id().unwrap_or_default()),
+    });
+    t.frames[range]
+        .iter()
+        .map(|f| VideoSample {
+            pts_90k: f.pts_90k + pts_offset,
+            wall: 0,
+            keyframe: f.keyframe,
+            data: f.data.clone(),
+            params: params.clone(),
+        })
+        .collect()
+}
+
+#[test]
+fn resolution_change_through_new_avcc() {
+    let v = track("vtest.mkv");
+    let b = track("bikes.mkv");
+    let off = v.frames[59].pts_90k + 9000;
+    let mut all = samples(&v, 0..60, 0);
+    all.extend(samples(&b, 0..75, off));
+    let mut dec = Decoder::new();
+    let mut out: Vec<(i64, usize, usize, Option<String>)> = Vec::new();
+    let mut rec = |f: &Frame<'_>| {
+        let md5 = (f.pts == off || f.pts == off + b.frames[60].pts_90k).then(|| y_md5(f));
+        out.push((f.pts, f.width, f.height, md5));
+    };
+    for s in &all {
+        dec.decode_sample(s, &mut rec).unwrap();
+    }
+    dec.flush(&mut rec);
+    assert_eq!(out.len(), 135, "{:?}", dec.stats());
+    assert!(out[..60].iter().all(|o| (o.1, o.2) == (768, 576)));
+    assert!(out[60..].iter().all(|o| (o.1, o.2) == (640, 272)));
+    let pts: Vec<i64> = all.iter().map(|s| s.pts_90k).collect();
+    assert_eq!(out.iter().map(|o| o.0).collect::<Vec<_>>(), pts);
+    assert_eq!(out[60].3.as_deref(), Some(BIKES_MD5[0].1));
+    assert_eq!(out[120].3.as_deref(), Some(BIKES_MD5[2].1));
+    assert_eq!(dec.stats().errors, 0);
+}
+
+#[test]
+fn resolution_change_in_band() {
+    // The avcC stays vtest's; bikes' keyframes carry their SPS/PPS in band.
+    let v = track("vtest.mkv");
+    let b = track("bikes.mkv");
+    let off = v.frames[39].pts_90k + 9000;
+    let mut dec = Decoder::new();
+    let mut sizes = Vec::new();
+    let mut rec = |f: &Frame<'_>| sizes.push((f.width, f.height));
+    dec.set_avcc(&v.avcc, &mut rec).unwrap();
+    for f in &v.frames[..40] {
+        dec.decode(&f.data, f.pts_90k, f.keyframe, &mut rec).unwrap();
+    }
+    for f in &b.frames[..60] {
+        let mut data = Vec::new();
+        if f.keyframe {
+            for ps in b.sps.iter().chain(b.pps.iter()) {
+                h264::push_length_prefixed(ps, 4, &mut data).unwrap();
+            }
+        }
+        data.extend_from_slice(&f.data);
+        dec.decode(&data, f.pts_90k + off, f.keyframe, &mut rec).unwrap();
+    }
+    dec.flush(&mut rec);
+    assert_eq!(sizes.len(), 100, "{:?}", dec.stats());
+    assert!(sizes[..40].iter().all(|&s| s == (768, 576)));
+    assert!(sizes[40..].iter().all(|&s| s == (640, 272)));
+}
+
+#[test]
+fn gray_frames_from_decoded_pictures() {
+    let t = track("vtest.mkv");
+    let mut dec = Decoder::new();
+    let mut grays = Vec::new();
+    dec.set_avcc(&t.avcc, |_| {}).unwrap();
+    for f in &t.frames[..3] {
+        dec.decode(&f.data, f.pts_90k, f.keyframe, |fr| {
+            let g = fr.gray(320, 320);
+            // The box filter's mean equals the picture's mean within rounding.
+            let mean_full: f64 = fr.y_packed().iter().map(|&v| f64::from(v)).sum::<f64>() / (768.0 * 576.0);
+            let mean_gray: f64 = g.data.iter().map(|&v| f64::from(v)).sum::<f64>() / g.data.len() as f64;
+            assert!((mean_full - mean_gray).abs() < 0.5, "{mean_full} vs {mean_gray}");
+            grays.push(g);
+        })
+        .unwrap();
+    }
+    dec.flush(|fr| grays.push(fr.gray(160, 120)));
+    assert_eq!(grays.len(), 3);
+    assert_eq!((grays[0].width, grays[0].height, grays[0].data.len()), (256, 192, 256 * 192));
+    assert_eq!((grays[2].width, grays[2].height), (153, 115));
+}
+
+/// Single-thread decode speed against ffmpeg; prints, never asserts.
+/// `cargo test --release --test media_decode -- --ignored --nocapture decode_speed`
+#[test]
+#[ignore]
+fn decode_speed() {
+    let t = track("vtest.mkv");
+    let mut dec = Decoder::new();
+    dec.set_avcc(&t.avcc, |_| {}).unwrap();
+    let mut n = 0usize;
+    let start = Instant::now();
+    for f in &t.frames {
+        dec.decode(&f.data, f.pts_90k, f.keyframe, |_| n += 1).unwrap();
+    }
+    dec.flush(|_| n += 1);
+    let ours = start.elapsed().as_secs_f64();
+
+    let mut dec = Decoder::new();
+    dec.set_avcc(&t.avcc, |_| {}).unwrap();
+    let mut gray_time = 0.0;
+    let start = Instant::now();
+    for f in &t.frames {
+        dec.decode(&f.data, f.pts_90k, f.keyframe, |fr| {
+            let s = Instant::now();
+            std::hint::black_box(fr.gray(320, 320));
+            gray_time += s.elapsed().as_secs_f64();
+        })
+        .unwrap();
+    }
+    dec.flush(|_| {});
+    let with_gray = start.elapsed().as_secs_f64();
+    println!(
+        "openh264: {n} frames 768x576 in {ours:.3} s = {:.0} fps; with gray 256x192: {:.0} fps ({:.1} us per downscale)",
+        n as f64 / ours,
+        n as f64 / with_gray,
+        gray_time / n as f64 * 1e6
+    );
+
+    let start = Instant::now();
+    let status = std::process::Command::new("ffmpeg")
+        .args(["-v", "error", "-threads", "1", "-i"])
+        .arg(media("vtest.mkv"))
+        .args(["-f", "null", "-"])
+        .status();
+    let ff = start.elapsed().as_secs_f64();
+    match status {
+        Ok(s) if s.success() => {
+            println!(
+                "ffmpeg -threads 1: {:.3} s = {:.0} fps (includes process start); openh264/ffmpeg speed ratio {:.2}",
+                ff,
+                n as f64 / ff,
+                ff / ours
+            )
+        }
+        other => println!("ffmpeg not run: {other:?}"),
+    }
+}
