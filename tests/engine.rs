@@ -123,3 +123,74 @@ async fn a_hub_message_opens_the_gate_and_a_valid_clip_is_recorded() {
     camera.shutdown().await;
     std::fs::remove_dir_all(state).ok();
 }
+
+#[actix_rt::test]
+async fn motion_in_real_footage_publishes_inferences_and_records_clips() {
+    let mut cfg =
+        vela::modules::rtspsim::Config::new("127.0.0.1:0".parse().unwrap(), Path::new(env!("CARGO_MANIFEST_DIR")).join("config/media"));
+    cfg.speed = 4.0;
+    let camera = vela::modules::rtspsim::serve(cfg).await.unwrap();
+    let state = tempdir("motion");
+    let recorder = Arc::new(Recorder::default());
+    let events = Events::new(
+        recorder.clone(),
+        Identity { device: "dev".into(), module: "avaedge".into(), topic: "vela".into() },
+        EventOutputs { diagnostics: "diagnostics".into(), operational: "operational".into() },
+    );
+    let services = Services { events, inputs: HubInputs::default(), state_dir: state.clone(), clock: Arc::new(SystemClock) };
+    let runtime = Arc::new(Runtime::new(services));
+    let controller = Controller::new(Store::open(&state.join("db")).unwrap(), runtime.clone(), Arc::new(SystemClock));
+    let url = camera.url("vtest.mkv");
+
+    // The published AVA motion topologies, unchanged but for the file sink's folder.
+    for (file, instance) in [("motion-detection", "md"), ("evr-motion-file-sink", "evr")] {
+        let mut topo: Value =
+            serde_json::from_slice(&std::fs::read(common::fixture(&format!("reference/ava-topologies/{file}/topology.json"))).unwrap())
+                .unwrap();
+        if let Some(sink) = topo["properties"]["sinks"].as_array_mut().unwrap().iter_mut().find(|s| s["name"] == "fileSink") {
+            sink["baseDirectoryPath"] = json!("media");
+        }
+        let name = topo["name"].clone();
+        assert_eq!(controller.invoke("pipelineTopologySet", &serde_json::to_vec(&topo).unwrap()).await.status, 201);
+        let inst = json!({ "@apiVersion": "1.1", "name": instance, "properties": { "topologyName": name, "parameters": [{ "name": "rtspUrl", "value": url }] } });
+        assert_eq!(controller.invoke("livePipelineSet", &serde_json::to_vec(&inst).unwrap()).await.status, 201);
+        let r =
+            controller.invoke("livePipelineActivate", &serde_json::to_vec(&json!({"@apiVersion": "1.1", "name": instance})).unwrap()).await;
+        assert_eq!(r.status, 200, "{r:?}");
+    }
+
+    // People walk through vtest.mkv from the start: motion inferences reach the hub sink.
+    until("motion inferences", Duration::from_secs(30), || recorder.of_type("Analytics.Inference").len() >= 3).await;
+    let inf = recorder.of_type("Analytics.Inference");
+    assert!(inf.iter().all(|m| m.output == "inferenceOutput"));
+    assert_eq!(inf[0].properties["subject"], "/edgeModules/avaedge/livePipelines/md/processors/motionDetection");
+    let body: Value = serde_json::from_slice(&inf[0].body).unwrap();
+    let first = &body["inferences"][0];
+    assert_eq!(first["type"], "motion");
+    let b = &first["motion"]["box"];
+    for k in ["l", "t", "w", "h"] {
+        let v = b[k].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&v), "{k}={v} in {body}");
+    }
+    assert!(body["timestamp"].as_u64().is_some());
+
+    // The motion-triggered gate records a clip (10 s minimum at 4× pace).
+    until("a motion clip", Duration::from_secs(40), || !recorder.of_type("RecordingStopped").is_empty()).await;
+    let stopped = recorder.of_type("RecordingStopped");
+    let body: Value = serde_json::from_slice(&stopped[0].body).unwrap();
+    let path = PathBuf::from(body["outputLocation"].as_str().unwrap());
+    assert!(path.starts_with(state.join("media").join("evr-fileSink")), "{}", path.display());
+    let (errors, frames, _, key_first) = probe(&path);
+    assert_eq!(errors, "");
+    assert!(key_first && frames >= 100, "{frames} frames");
+
+    for instance in ["md", "evr"] {
+        let r = controller
+            .invoke("livePipelineDeactivate", &serde_json::to_vec(&json!({"@apiVersion": "1.1", "name": instance})).unwrap())
+            .await;
+        assert_eq!(r.status, 200);
+    }
+    assert_eq!(runtime.active_count(), 0);
+    camera.shutdown().await;
+    std::fs::remove_dir_all(state).ok();
+}

@@ -37,6 +37,10 @@ pub fn factory(
             let (input, inputs) = (s.hub_input_name.clone(), services.inputs.clone());
             Ok(Box::new(move || Box::new(sources::hub_message::HubMessageSource::new(input.clone(), inputs.clone()))))
         }
+        NodeSettings::MotionDetection(s) => {
+            let s = s.clone();
+            Ok(Box::new(move || Box::new(processors::motion_detection::MotionDetection::new(s.clone()))))
+        }
         NodeSettings::SignalGate(s) => {
             let s = s.clone();
             Ok(Box::new(move || Box::new(processors::signal_gate::SignalGate::new(&s))))

@@ -2,4 +2,5 @@
 
 pub mod gate_core;
 pub mod motion_core;
+pub mod motion_detection;
 pub mod signal_gate;
