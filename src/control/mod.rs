@@ -457,13 +457,7 @@ impl Controller {
         };
         let state = self.state(&key);
         if state != State::Inactive {
-            return Response::error(
-                409,
-                Top::Conflict,
-                "OperationNotAllowedInState",
-                "$.Name",
-                format!("{} '{name}' is {}; deactivate it before changing it", names(g).1, state.as_str(g)),
-            );
+            return not_allowed(format!("{} '{name}' is {}; deactivate it before changing it", names(g).1, state.as_str(g)));
         }
         if let Some(prev) = &existing {
             restore_redacted(&mut doc, prev);
@@ -513,13 +507,7 @@ impl Controller {
         match topology::compile_instance(&tdoc, &doc, Some(api)) {
             Ok(p) if p.same_graph(&running) => {}
             Ok(_) => {
-                return Response::error(
-                    409,
-                    Top::Conflict,
-                    "OperationNotAllowedInState",
-                    "$.Name",
-                    format!("{} '{name}' is active and this change alters its graph; deactivate it first", names(g).1),
-                )
+                return not_allowed(format!("{} '{name}' is active and this change alters its graph; deactivate it first", names(g).1))
             }
             Err(e) => return Response::invalid(attribute(e, &topo.name)),
         }
@@ -581,15 +569,7 @@ impl Controller {
         };
         match self.state(&key) {
             State::Active => return Response::empty(200),
-            State::Deactivating => {
-                return Response::error(
-                    409,
-                    Top::Conflict,
-                    "OperationNotAllowedInState",
-                    "$.Name",
-                    format!("{} '{name}' is deactivating", names(g).1),
-                )
-            }
+            State::Deactivating => return not_allowed(format!("{} '{name}' is deactivating", names(g).1)),
             State::Inactive | State::Activating => {}
         }
         let topo = match self.store.topology(g, &inst.topology_name) {
@@ -654,15 +634,7 @@ impl Controller {
         };
         match self.state(&key) {
             State::Inactive => {}
-            State::Activating => {
-                return Response::error(
-                    409,
-                    Top::Conflict,
-                    "OperationNotAllowedInState",
-                    "$.Name",
-                    format!("{} '{name}' is activating", names(g).1),
-                )
-            }
+            State::Activating => return not_allowed(format!("{} '{name}' is activating", names(g).1)),
             State::Active | State::Deactivating => {
                 self.set_state(&key, State::Deactivating);
                 self.engine.deactivate(key.clone()).await;
@@ -685,13 +657,7 @@ impl Controller {
         let key = (g, name.to_string());
         let state = self.state(&key);
         if state != State::Inactive {
-            return Response::error(
-                409,
-                Top::Conflict,
-                "OperationNotAllowedInState",
-                "$.Name",
-                format!("{} '{name}' is {}; only inactive ones can be deleted", names(g).1, state.as_str(g)),
-            );
+            return not_allowed(format!("{} '{name}' is {}; only inactive ones can be deleted", names(g).1, state.as_str(g)));
         }
         match self.store.remove_instance(g, name) {
             Ok(true) => {
@@ -742,6 +708,11 @@ fn generation_mismatch(method: Generation, doc: Generation, target: &str) -> Res
     };
     let _ = method;
     Response::error(400, Top::BadRequest, "GenerationMismatch", target, format!("this is {doc_name}; set it with {set_with}"))
+}
+
+/// 409 `OperationNotAllowedInState`: the instance's state forbids the call.
+fn not_allowed(message: String) -> Response {
+    Response::error(409, Top::Conflict, "OperationNotAllowedInState", "$.Name", message)
 }
 
 fn not_found(what: &str, name: &str) -> Response {
