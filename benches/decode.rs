@@ -10,6 +10,7 @@ use std::time::Instant;
 use vela::media::decode::Decoder;
 use vela::media::mkv::read_h264_file;
 use vela::nodes::processors::motion_core::{MotionConfig, MotionDetector};
+use vela::nodes::processors::motion_detection::ANALYSIS;
 use vela::topology::nodes::motion_detection::Sensitivity;
 
 fn make_clip(src: &Path, out: &Path, width: u32, height: u32) {
@@ -38,7 +39,7 @@ fn make_clip(src: &Path, out: &Path, width: u32, height: u32) {
 }
 
 /// Frames per second over `rounds` passes; with `motion`, each frame is also reduced to
-/// grayscale and analysed, as the MotionDetectionProcessor does.
+/// grayscale at the node's analysis size and analysed, as the MotionDetectionProcessor does.
 fn run(path: &Path, rounds: usize, motion: bool) -> (f64, usize) {
     let track = read_h264_file(path).expect("demux");
     let mut frames = 0usize;
@@ -55,7 +56,7 @@ fn run(path: &Path, rounds: usize, motion: bool) -> (f64, usize) {
             let _ = d.decode(&f.data, f.pts_90k, f.keyframe, |pic| {
                 frames += 1;
                 if motion {
-                    let g = pic.gray(320, 240);
+                    let g = pic.gray(ANALYSIS.0, ANALYSIS.1);
                     let _ = det.push(g.width, g.height, &g.data, pic.pts * 100_000 / 9);
                 }
             });
