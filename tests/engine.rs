@@ -41,6 +41,38 @@ fn probe(path: &Path) -> (String, u64, f64, bool) {
     (String::from_utf8_lossy(&out.stderr).to_string(), packets.len() as u64, duration, packets.first().is_some_and(|p| p.1))
 }
 
+/// A simulated camera at 4× real time and an engine (runtime + controller) whose events
+/// are recorded, without MQTT.
+struct Rig {
+    camera: vela::modules::rtspsim::Server,
+    state: PathBuf,
+    recorder: Arc<Recorder>,
+    inputs: HubInputs,
+    runtime: Arc<Runtime>,
+    controller: Controller,
+}
+
+impl Rig {
+    async fn start(tag: &str) -> Rig {
+        let mut cfg =
+            vela::modules::rtspsim::Config::new("127.0.0.1:0".parse().unwrap(), Path::new(env!("CARGO_MANIFEST_DIR")).join("config/media"));
+        cfg.speed = 4.0;
+        let camera = vela::modules::rtspsim::serve(cfg).await.unwrap();
+        let state = tempdir(tag);
+        let recorder = Arc::new(Recorder::default());
+        let events = Events::new(
+            recorder.clone(),
+            Identity { device: "dev".into(), module: "avaedge".into(), topic: "vela".into() },
+            EventOutputs { diagnostics: "diagnostics".into(), operational: "operational".into() },
+        );
+        let inputs = HubInputs::default();
+        let services = Services { events, inputs: inputs.clone(), state_dir: state.clone(), clock: Arc::new(SystemClock) };
+        let runtime = Arc::new(Runtime::new(services));
+        let controller = Controller::new(Store::open(&state.join("db")).unwrap(), runtime.clone(), Arc::new(SystemClock));
+        Rig { camera, state, recorder, inputs, runtime, controller }
+    }
+}
+
 async fn until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
     let start = std::time::Instant::now();
     while !f() {
@@ -52,22 +84,7 @@ async fn until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
 #[actix_rt::test]
 async fn a_hub_message_opens_the_gate_and_a_valid_clip_is_recorded() {
     // A camera at 4× real time: 10 s of gate time pass in 2.5 s.
-    let mut cfg =
-        vela::modules::rtspsim::Config::new("127.0.0.1:0".parse().unwrap(), Path::new(env!("CARGO_MANIFEST_DIR")).join("config/media"));
-    cfg.speed = 4.0;
-    let camera = vela::modules::rtspsim::serve(cfg).await.unwrap();
-
-    let state = tempdir("engine");
-    let recorder = Arc::new(Recorder::default());
-    let events = Events::new(
-        recorder.clone(),
-        Identity { device: "dev".into(), module: "avaedge".into(), topic: "vela".into() },
-        EventOutputs { diagnostics: "diagnostics".into(), operational: "operational".into() },
-    );
-    let inputs = HubInputs::default();
-    let services = Services { events, inputs: inputs.clone(), state_dir: state.clone(), clock: Arc::new(SystemClock) };
-    let runtime = Arc::new(Runtime::new(services));
-    let controller = Controller::new(Store::open(&state.join("db")).unwrap(), runtime.clone(), Arc::new(SystemClock));
+    let Rig { camera, state, recorder, inputs, runtime, controller } = Rig::start("engine").await;
 
     // The published AVA hub-message EVR topology, with a gate of 10 s and 2 s pre-roll.
     let mut topo: Value =
@@ -126,20 +143,7 @@ async fn a_hub_message_opens_the_gate_and_a_valid_clip_is_recorded() {
 
 #[actix_rt::test]
 async fn motion_in_real_footage_publishes_inferences_and_records_clips() {
-    let mut cfg =
-        vela::modules::rtspsim::Config::new("127.0.0.1:0".parse().unwrap(), Path::new(env!("CARGO_MANIFEST_DIR")).join("config/media"));
-    cfg.speed = 4.0;
-    let camera = vela::modules::rtspsim::serve(cfg).await.unwrap();
-    let state = tempdir("motion");
-    let recorder = Arc::new(Recorder::default());
-    let events = Events::new(
-        recorder.clone(),
-        Identity { device: "dev".into(), module: "avaedge".into(), topic: "vela".into() },
-        EventOutputs { diagnostics: "diagnostics".into(), operational: "operational".into() },
-    );
-    let services = Services { events, inputs: HubInputs::default(), state_dir: state.clone(), clock: Arc::new(SystemClock) };
-    let runtime = Arc::new(Runtime::new(services));
-    let controller = Controller::new(Store::open(&state.join("db")).unwrap(), runtime.clone(), Arc::new(SystemClock));
+    let Rig { camera, state, recorder, inputs: _, runtime, controller } = Rig::start("motion").await;
     let url = camera.url("vtest.mkv");
 
     // The published AVA motion topologies, unchanged but for the file sink's folder.
