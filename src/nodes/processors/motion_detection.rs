@@ -7,7 +7,7 @@
 //! Events carry the media time of their first frame, so a signal gate places them on
 //! its timeline exactly.
 
-use super::motion_core::{pts_90khz, MotionConfig, MotionDetector};
+use super::motion_core::{pts_90khz, MotionConfig, MotionDetector, ANALYSIS};
 use crate::media::decode::Decoder;
 use crate::runtime::events::EventClass;
 use crate::runtime::node::{Feeder, Node, NodeCtx};
@@ -23,10 +23,6 @@ use std::time::{Duration, UNIX_EPOCH};
 
 /// Samples waiting for the worker; beyond this they are dropped.
 const QUEUE: usize = 16;
-/// Analysis size: the detector works on grayscale frames at most this big. 256 px wide
-/// keeps motion under 15 % of decode time at 720p (`cargo bench --bench decode`) while a
-/// person at 10 % of the frame height still spans ~15 analysis rows.
-pub const ANALYSIS: (usize, usize) = (256, 192);
 
 enum Work {
     Sample(Arc<VideoSample>),
