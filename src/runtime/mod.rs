@@ -2,6 +2,7 @@
 
 pub mod backoff;
 pub mod events;
+pub mod frames;
 pub mod inputs;
 pub mod instance;
 pub mod node;

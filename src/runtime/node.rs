@@ -8,6 +8,7 @@
 
 use super::backoff::Backoff;
 use super::events::{EventClass, Events, Subject};
+use super::frames::FrameTap;
 use super::packet::Packet;
 use crate::topology::{Flow, MediaTypes, Role};
 use actix::prelude::*;
@@ -42,12 +43,17 @@ pub struct Output {
     pub media: MediaTypes,
 }
 
-/// Counters an instance reports (drops on analytics branches, restarts).
+/// Counters an instance reports (drops on analytics branches, restarts, decoding).
 #[derive(Default, Debug)]
 pub struct NodeStats {
     pub dropped: AtomicU64,
     pub restarts: AtomicU64,
     pub packets_in: AtomicU64,
+    /// A source's decoder (when the graph needs pixels): pictures, failed access units,
+    /// restarts at a keyframe.
+    pub decoded: AtomicU64,
+    pub decode_errors: AtomicU64,
+    pub resyncs: AtomicU64,
 }
 
 /// Identity and services of a node.
@@ -71,6 +77,7 @@ impl NodeEnv {
 /// What a node may do while handling a call.
 pub struct NodeCtx<'a> {
     outputs: &'a [Output],
+    tap: &'a mut Option<FrameTap>,
     pub env: &'a NodeEnv,
     addr: Addr<NodeActor>,
     tasks: &'a mut Vec<tokio::task::JoinHandle<()>>,
@@ -78,15 +85,24 @@ pub struct NodeCtx<'a> {
 }
 
 impl NodeCtx<'_> {
-    /// Sends a packet downstream. Analytics branches (decoded frames) drop when they
-    /// fall behind and count it; media and events are never dropped.
+    /// Sends a packet downstream, on the edges that carry its kind: encoded media and
+    /// clip boundaries on media edges, frames on frames edges, events on event edges. A
+    /// source's samples also go to its decoder when the graph needs pixels. Analytics
+    /// branches (frames) drop when they fall behind and count it; media and events are
+    /// never dropped.
     pub fn emit(&mut self, p: Packet) {
+        if let (Packet::Video(v), Some(tap)) = (&p, self.tap.as_mut()) {
+            tap.feed(v);
+        }
         for o in self.outputs {
-            if let Packet::Video(v) = &p {
-                if !o.media.video {
-                    let _ = v;
-                    continue;
-                }
+            let carries = match &p {
+                Packet::Video(_) => o.flow == Flow::EncodedMedia && o.media.video,
+                Packet::ClipStart { .. } | Packet::ClipEnd { .. } => o.flow == Flow::EncodedMedia,
+                Packet::Frame(_) => o.flow == Flow::Frames,
+                Packet::Event(_) => o.flow == Flow::Events,
+            };
+            if !carries {
+                continue;
             }
             if o.flow == Flow::Frames {
                 if o.to.try_send(p.clone()).is_err() {
@@ -177,6 +193,8 @@ pub struct NodeActor {
     factory: NodeFactory,
     node: Option<Box<dyn Node>>,
     outputs: Vec<Output>,
+    /// The decoder of a source that feeds frames edges.
+    tap: Option<FrameTap>,
     env: NodeEnv,
     tasks: Vec<tokio::task::JoinHandle<()>>,
     backoff: Backoff,
@@ -189,6 +207,7 @@ impl NodeActor {
             factory,
             node: None,
             outputs,
+            tap: None,
             env,
             tasks: Vec::new(),
             backoff: Backoff::new(Duration::from_millis(500), Duration::from_secs(30)),
@@ -199,7 +218,14 @@ impl NodeActor {
     /// Runs `f` on the node, catching panics; handles a failure it reports.
     fn with_node(&mut self, ctx: &mut Context<Self>, f: impl FnOnce(&mut dyn Node, &mut NodeCtx<'_>)) {
         let Some(node) = self.node.as_mut() else { return };
-        let mut nctx = NodeCtx { outputs: &self.outputs, env: &self.env, addr: ctx.address(), tasks: &mut self.tasks, failure: None };
+        let mut nctx = NodeCtx {
+            outputs: &self.outputs,
+            tap: &mut self.tap,
+            env: &self.env,
+            addr: ctx.address(),
+            tasks: &mut self.tasks,
+            failure: None,
+        };
         let result = catch_unwind(AssertUnwindSafe(|| f(node.as_mut(), &mut nctx)));
         let failure = match result {
             Ok(()) => nctx.failure.take(),
@@ -226,6 +252,9 @@ impl NodeActor {
             t.abort();
         }
         self.node = None;
+        if let Some(tap) = self.tap.as_mut() {
+            tap.interrupted();
+        }
         let delay = self.backoff.next_delay();
         self.env.stats.restarts.fetch_add(1, Ordering::Relaxed);
         tracing::warn!(node = self.env.name(), instance = %self.env.subject.instance, %reason, retry_in = ?delay, "node failed");
@@ -237,6 +266,25 @@ impl NodeActor {
         );
         self.supervisor.do_send(NodeFailed { node: self.env.name().to_string(), reason });
         ctx.run_later(delay, |act, ctx| act.build(ctx));
+    }
+
+    /// Sources whose frames edges need pixels get their decoder (pixel consumers are only
+    /// ever fed by a source or by another frames node, which passes frames on).
+    fn start_tap(&mut self) {
+        let consumers: Vec<Recipient<Packet>> = self.outputs.iter().filter(|o| o.flow == Flow::Frames).map(|o| o.to.clone()).collect();
+        if self.env.role() != Role::Source || consumers.is_empty() {
+            return;
+        }
+        match FrameTap::start(consumers, self.env.clone()) {
+            Ok(tap) => self.tap = Some(tap),
+            // Without a thread the analytics of this source cannot run; recording can.
+            Err(e) => self.env.events.emit(
+                &self.env.subject,
+                EventClass::Diagnostics,
+                "RuntimeError",
+                json!({"code": "DecoderFailed", "message": format!("cannot start the video decoder: {e}")}),
+            ),
+        }
     }
 
     /// A node that has run for a while without failing starts its backoff afresh.
@@ -254,6 +302,7 @@ impl Actor for NodeActor {
         // Recording branches must not lose samples to a full mailbox; do_send bypasses
         // the capacity, try_send (analytics) respects it.
         ctx.set_mailbox_capacity(64);
+        self.start_tap();
         self.build(ctx);
         ctx.run_interval(Duration::from_secs(60), |act, _| act.healthy());
     }
@@ -281,7 +330,14 @@ impl Handler<Produced> for NodeActor {
         // Produced packets belong to the current node only; a rebuilt node's old
         // tasks were aborted, but a message may still be queued.
         if self.node.is_some() {
-            let mut nctx = NodeCtx { outputs: &self.outputs, env: &self.env, addr: ctx.address(), tasks: &mut self.tasks, failure: None };
+            let mut nctx = NodeCtx {
+                outputs: &self.outputs,
+                tap: &mut self.tap,
+                env: &self.env,
+                addr: ctx.address(),
+                tasks: &mut self.tasks,
+                failure: None,
+            };
             nctx.emit(p.0);
         }
     }
@@ -306,6 +362,9 @@ impl Handler<StopNode> for NodeActor {
             t.abort();
         }
         self.node = None;
+        if let Some(mut tap) = self.tap.take() {
+            tap.stop();
+        }
         ctx.stop();
     }
 }

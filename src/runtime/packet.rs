@@ -1,4 +1,4 @@
-//! What flows between nodes: encoded video, analytics and hub events, and the gate's clip boundaries.
+//! What flows between nodes: encoded video, decoded frames, analytics and hub events, and the gate's clip boundaries.
 
 use bytes::Bytes;
 use std::collections::BTreeMap;
@@ -32,6 +32,28 @@ pub struct VideoSample {
     pub params: Arc<VideoParams>,
 }
 
+/// A decoded picture, reduced once for every consumer (see `runtime::frames`).
+#[derive(Debug)]
+pub struct Picture {
+    /// The sample's presentation time (90 kHz) and wall time.
+    pub pts_90k: i64,
+    pub wall: Nanos,
+    /// The decoded size.
+    pub width: usize,
+    pub height: usize,
+    /// Luma, box-downscaled to fit the motion analysis size.
+    pub gray: crate::media::decode::GrayFrame,
+}
+
+/// A picture on an analytics branch, with what upstream nodes found in it.
+#[derive(Clone, Debug)]
+pub struct Frame {
+    pub picture: Arc<Picture>,
+    /// Inferences attached upstream (a motion detector's regions), in the shape of the
+    /// `inferences` array of SPEC's analytics events.
+    pub inferences: Vec<serde_json::Value>,
+}
+
 /// An analytics event, or a message that came in from the hub.
 #[derive(Clone, Debug)]
 pub struct Event {
@@ -45,6 +67,8 @@ pub struct Event {
 #[derive(Clone, Debug)]
 pub enum Packet {
     Video(Arc<VideoSample>),
+    /// Only on `frames` edges.
+    Frame(Arc<Frame>),
     Event(Arc<Event>),
     /// A signal-gate activation begins: following video belongs to a new clip.
     ClipStart {

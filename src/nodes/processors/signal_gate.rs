@@ -52,7 +52,7 @@ impl Node for SignalGate {
                 }
                 self.core.on_event(e.time.unwrap_or(self.now), self.now)
             }
-            Packet::ClipStart { .. } | Packet::ClipEnd { .. } => return,
+            Packet::Frame(_) | Packet::ClipStart { .. } | Packet::ClipEnd { .. } => return,
         };
         Self::forward(out, ctx);
     }

@@ -229,7 +229,7 @@ impl Node for FileSink {
             }
             Packet::Video(v) => self.on_video(&v, ctx),
             Packet::ClipEnd { .. } => self.end_clip(ctx),
-            Packet::Event(_) => {}
+            Packet::Event(_) | Packet::Frame(_) => {}
         }
     }
 
