@@ -9,8 +9,8 @@ use std::process::Command;
 use std::time::Instant;
 use vela::media::decode::Decoder;
 use vela::media::mkv::read_h264_file;
-use vela::nodes::processors::motion_core::{MotionConfig, MotionDetector};
 use vela::nodes::processors::motion_core::ANALYSIS;
+use vela::nodes::processors::motion_core::{MotionConfig, MotionDetector};
 use vela::topology::nodes::motion_detection::Sensitivity;
 
 fn make_clip(src: &Path, out: &Path, width: u32, height: u32) {
