@@ -50,7 +50,7 @@ const SAMPLES: &[(&str, &str, &[u16])] = &[
 ];
 
 fn appliance(external_hub: Option<String>) -> Appliance {
-    let mut a = Appliance::new(&Setup { demo_graph: false, external_hub, ..Setup::default() });
+    let mut a = Appliance::new(&Setup { external_hub, ..Setup::empty() });
     a.start();
     a
 }

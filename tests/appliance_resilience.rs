@@ -168,7 +168,7 @@ fn assert_valid_clip(path: &Path) {
     assert!(key_first, "{} does not start on a keyframe", path.display());
 }
 
-fn demo_topology() -> Value {
+fn hub_trigger_topology() -> Value {
     serde_json::from_slice(&std::fs::read(repo().join("config/topologies/evr-hub-trigger.json")).unwrap()).unwrap()
 }
 
@@ -257,7 +257,7 @@ impl Drop for Camera {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill9_restart_brings_the_instance_back_and_never_serves_a_corrupt_clip() {
     let broker = mqtt::Mosquitto::start();
-    let mut a = Appliance::new(&Setup { demo_graph: true, camera_speed: 4.0, external_hub: Some(broker.url()) });
+    let mut a = Appliance::new(&Setup { external_hub: Some(broker.url()), ..Setup::hub_trigger() });
     block_in_place(|| a.start());
     let observer = a.client("observer").await;
     let mut events = Observed::new(&observer).await;
@@ -359,7 +359,7 @@ async fn kill9_restart_brings_the_instance_back_and_never_serves_a_corrupt_clip(
 /// again at once; the test's clients connect anew, so only Get is timed here.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill9_restart_with_the_embedded_hub_comes_back_and_records() {
-    let mut a = Appliance::new(&Setup { demo_graph: true, camera_speed: 4.0, external_hub: None });
+    let mut a = Appliance::new(&Setup::hub_trigger());
     block_in_place(|| a.start());
     let (clip_b, before_kill, t_kill) = {
         let observer = a.client("observer").await;
@@ -420,14 +420,14 @@ async fn kill9_restart_with_the_embedded_hub_comes_back_and_records() {
 async fn a_lost_camera_is_reconnected_by_itself_and_the_instance_stays_active() {
     let port = free_port();
     let mut camera = block_in_place(|| Camera::start(port));
-    let mut a = Appliance::new(&Setup { demo_graph: false, camera_speed: 4.0, external_hub: None });
+    let mut a = Appliance::new(&Setup::empty());
     block_in_place(|| a.start());
     let observer = a.client("observer").await;
     let mut events = Observed::new(&observer).await;
     let trigger = a.client("trigger").await;
     let caller = a.client("caller").await;
 
-    let (status, body) = call(&caller, "pipelineTopologySet", demo_topology()).await;
+    let (status, body) = call(&caller, "pipelineTopologySet", hub_trigger_topology()).await;
     assert!(status == 200 || status == 201, "pipelineTopologySet: {status} {body:?}");
     let inst = instance_doc("cam-ext", "EVRtoFilesOnHubTrigger", &camera.url("vtest.mkv"), "external camera");
     let (status, body) = call(&caller, "livePipelineSet", inst).await;
@@ -499,7 +499,7 @@ async fn a_lost_camera_is_reconnected_by_itself_and_the_instance_stays_active() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hot_reload_applies_edits_to_running_instances_and_refuses_broken_files() {
-    let mut a = Appliance::new(&Setup { demo_graph: false, camera_speed: 4.0, external_hub: None });
+    let mut a = Appliance::new(&Setup::empty());
     block_in_place(|| a.start());
     let observer = a.client("observer").await;
     let mut events = Observed::new(&observer).await;
@@ -508,7 +508,7 @@ async fn hot_reload_applies_edits_to_running_instances_and_refuses_broken_files(
     let inst_file = a.config.join("instances/hot-1.json");
     let url = format!("rtsp://127.0.0.1:{}/media/vtest.mkv", a.camera_port);
 
-    let mut topology = demo_topology();
+    let mut topology = hub_trigger_topology();
     topology["name"] = json!("HotTopology");
     assert_eq!(gate(&mut topology)["@type"], "#Microsoft.VideoAnalyzer.SignalGateProcessor");
     let instance = instance_doc("hot-1", "HotTopology", &url, "hot reload");
@@ -622,7 +622,7 @@ async fn hot_reload_applies_edits_to_running_instances_and_refuses_broken_files(
 /// A broken file is one ConfigurationError per edit, not one per rescan.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hot_reload_reports_a_broken_file_once_per_edit() {
-    let mut a = Appliance::new(&Setup { demo_graph: false, camera_speed: 4.0, external_hub: None });
+    let mut a = Appliance::new(&Setup::empty());
     block_in_place(|| a.start());
     let observer = a.client("observer").await;
     let mut events = Observed::new(&observer).await;
@@ -643,12 +643,12 @@ async fn hot_reload_reports_a_broken_file_once_per_edit() {
 /// shows the edited description (as it does for a topology description edit).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hot_reload_instance_description_edit_is_applied_without_restart() {
-    let mut a = Appliance::new(&Setup { demo_graph: false, camera_speed: 4.0, external_hub: None });
+    let mut a = Appliance::new(&Setup::empty());
     block_in_place(|| a.start());
     let observer = a.client("observer").await;
     let mut events = Observed::new(&observer).await;
     let caller = a.client("caller").await;
-    let mut topology = demo_topology();
+    let mut topology = hub_trigger_topology();
     topology["name"] = json!("DescTopology");
     write_json(&a.config.join("topologies/desc.json"), &topology);
     let url = format!("rtsp://127.0.0.1:{}/media/vtest.mkv", a.camera_port);

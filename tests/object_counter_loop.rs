@@ -65,11 +65,11 @@ async fn run_loop(setup: Setup) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_tutorial_loop_records_on_a_person_with_the_embedded_broker() {
-    run_loop(Setup::default()).await;
+    run_loop(Setup::hub_trigger()).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_tutorial_loop_records_on_a_person_with_mosquitto() {
     let broker = mqtt::Mosquitto::start();
-    run_loop(Setup { external_hub: Some(broker.url()), ..Setup::default() }).await;
+    run_loop(Setup { external_hub: Some(broker.url()), ..Setup::hub_trigger() }).await;
 }

@@ -22,6 +22,9 @@ pub fn repo() -> PathBuf {
 pub struct Setup {
     /// Copy config/topologies and config/instances (the demo graph).
     pub demo_graph: bool,
+    /// Run the demo instance `camera-1` on this topology of config/topologies instead of
+    /// the shipped one (the motion demo), e.g. the hub-triggered recorder.
+    pub demo_topology: Option<&'static str>,
     /// The simulated camera's pace.
     pub camera_speed: f64,
     /// An external broker URL instead of the embedded one.
@@ -30,7 +33,23 @@ pub struct Setup {
 
 impl Default for Setup {
     fn default() -> Self {
-        Setup { demo_graph: true, camera_speed: 4.0, external_hub: None }
+        Setup { demo_graph: true, demo_topology: None, camera_speed: 4.0, external_hub: None }
+    }
+}
+
+/// The hub-triggered recorder (config/topologies/evr-hub-trigger.json).
+pub const HUB_TRIGGER: &str = "EVRtoFilesOnHubTrigger";
+
+impl Setup {
+    /// The demo camera recording only when a message reaches `recordingTrigger`, for tests
+    /// that must know when clips start (vtest.mkv has motion nearly all the time).
+    pub fn hub_trigger() -> Setup {
+        Setup { demo_topology: Some(HUB_TRIGGER), ..Setup::default() }
+    }
+
+    /// No topology or instance: the test sets its own.
+    pub fn empty() -> Setup {
+        Setup { demo_graph: false, ..Setup::default() }
     }
 }
 
@@ -78,7 +97,12 @@ impl Appliance {
             for d in ["topologies", "instances"] {
                 for e in std::fs::read_dir(repo().join("config").join(d)).unwrap() {
                     let p = e.unwrap().path();
-                    let text = std::fs::read_to_string(&p).unwrap().replace("127.0.0.1:8554", &format!("127.0.0.1:{camera_port}"));
+                    let mut text = std::fs::read_to_string(&p).unwrap().replace("127.0.0.1:8554", &format!("127.0.0.1:{camera_port}"));
+                    if let (Some(t), "instances") = (setup.demo_topology, d) {
+                        let mut v: Value = serde_json::from_str(&text).unwrap();
+                        v["properties"]["topologyName"] = json!(t);
+                        text = serde_json::to_string_pretty(&v).unwrap();
+                    }
                     std::fs::write(config.join(d).join(p.file_name().unwrap()), text).unwrap();
                 }
             }
