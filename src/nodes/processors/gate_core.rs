@@ -7,13 +7,15 @@
 //!    `activationEvaluationWindow` (measured on media time from the event's arrival),
 //!    because an event with an *earlier* time may still arrive and must then define
 //!    the start. Events with earlier times that arrive after the window are late and
-//!    ignored.
+//!    ignored, also once that activation has closed (else they would record its
+//!    stretch of media again).
 //! 2. The clip starts at the earliest event's time + `activationSignalOffset`
 //!    (negative = pre-roll from the look-back buffer), rounded down to a keyframe.
 //! 3. Each event restarts the minimum timer: the clip ends at the latest event's time
 //!    + `minimumActivationTime`, but never after first event + `maximumActivationTime`.
 //! 4. An event beyond that cap does not extend the activation; once it has closed,
 //!    such an event starts a new one (a new clip).
+//!
 //! Example (offset −5 s, min 20 s, max 40 s): an event at 100 s gives [95, 120];
 //! events at 100 and 105 give [95, 125]; events every 5 s give [95, 140]; events at
 //! 100 and 130 give [95, 120] and [125, 150].
@@ -91,6 +93,9 @@ pub struct GateCore<F> {
     state: State,
     /// Events beyond the current activation's cap, replayed when it closes.
     pending: Vec<Nanos>,
+    /// The first event's time of the latest activation (decided, whether open or closed):
+    /// events before it are late.
+    floor: Nanos,
     next_activation: u64,
     now: Nanos,
     late_events: u64,
@@ -103,6 +108,7 @@ impl<F: Timed + Clone> GateCore<F> {
             buffer: VecDeque::new(),
             state: State::Closed,
             pending: Vec::new(),
+            floor: Nanos::MIN,
             next_activation: 1,
             now: i64::MIN,
             late_events: 0,
@@ -110,7 +116,7 @@ impl<F: Timed + Clone> GateCore<F> {
     }
 
     /// Events ignored because they arrived after the evaluation window with a time
-    /// before their activation's first event.
+    /// before their activation's first event (while it was open or after it closed).
     pub fn late_events(&self) -> u64 {
         self.late_events
     }
@@ -124,6 +130,13 @@ impl<F: Timed + Clone> GateCore<F> {
     pub fn on_event(&mut self, time: Nanos, now: Nanos) -> Vec<GateOutput<F>> {
         self.now = self.now.max(now);
         let t = self.timing;
+        // Earlier than the latest decided activation's first event: that activation's
+        // window is over, so the event is late whether it is still open or has closed.
+        // (Events earlier than an activation still being evaluated do count: rule 1.)
+        if time < self.floor {
+            self.late_events += 1;
+            return Vec::new();
+        }
         match &mut self.state {
             State::Closed => {
                 self.state = State::Evaluating { decide_at: self.now + t.evaluation_window, earliest: time, latest: time };
@@ -136,9 +149,8 @@ impl<F: Timed + Clone> GateCore<F> {
             }
             State::Open { first, end, .. } => {
                 let cap = *first + t.maximum_activation;
-                if time < *first {
-                    self.late_events += 1;
-                } else if time <= cap {
+                // `time >= first`: the floor is this activation's first event.
+                if time <= cap {
                     *end = (*end).max((time + t.minimum_activation).min(cap));
                 } else {
                     self.pending.push(time);
@@ -199,6 +211,7 @@ impl<F: Timed + Clone> GateCore<F> {
                     let end = (earliest + t.minimum_activation).max((latest + t.minimum_activation).min(cap)).min(cap);
                     let activation = self.next_activation;
                     self.next_activation += 1;
+                    self.floor = self.floor.max(earliest);
                     self.state = State::Open { activation, first: earliest, end, started: false, start: earliest + t.signal_offset };
                 }
                 State::Open { activation, end, started: false, start, first } => {
@@ -395,6 +408,36 @@ mod tests {
         }
         assert_eq!(g.late_events(), 1);
         assert_eq!(clips(out), [(95.0, 120.0, 95.0, 119.9, 250)]);
+    }
+
+    #[test]
+    fn an_earlier_event_after_the_activation_closed_is_late_too() {
+        // The activation of the event at 100 closes at 120; an event with time 98 arriving
+        // at 121 is as late as it would have been at 102, and must not record [110, 118]
+        // (what the 11 s look-back still holds of [93, 118]) a second time.
+        let mut g: GateCore<F> = GateCore::new(spec());
+        let mut out = Vec::new();
+        for i in 0..2000 {
+            let now = i * 100 * MS;
+            if now == 100 * SECOND {
+                out.extend(g.on_event(100 * SECOND, now));
+            }
+            if now == 121 * SECOND {
+                out.extend(g.on_event(98 * SECOND, now));
+            }
+            out.extend(g.on_frame(F { t: now, key: i % 10 == 0 }));
+        }
+        assert_eq!(g.late_events(), 1);
+        assert_eq!(clips(out), [(95.0, 120.0, 95.0, 119.9, 250)]);
+    }
+
+    #[test]
+    fn an_earlier_event_than_a_closed_activation_within_a_new_window_is_late() {
+        // The activation of 100 closed at 120. An event at 130 opens a new one; an event
+        // with time 99 arriving inside its window precedes both first events: it is late
+        // for the first activation, so it cannot pull the second back over its media.
+        let c = run(spec(), 10, 200, vec![(100.0, 100.0), (130.0, 130.0), (99.0, 130.5)]);
+        assert_eq!(c, [(95.0, 120.0, 95.0, 119.9, 250), (125.0, 150.0, 125.0, 149.9, 250)]);
     }
 
     #[test]
