@@ -15,6 +15,11 @@
 //!    + `minimumActivationTime`, but never after first event + `maximumActivationTime`.
 //! 4. An event beyond that cap does not extend the activation; once it has closed,
 //!    such an event starts a new one (a new clip).
+//! 5. An event that arrives after its activation closed but whose time that activation
+//!    covered (it was delayed on its way, e.g. by an aggregation window upstream) adds
+//!    nothing when the closed clip already reaches its time + minimum: it is ignored. When
+//!    it reaches further, the new clip starts where the closed one ended (on the keyframe
+//!    at or before it), so media is never recorded twice beyond that one GOP.
 //!
 //! Example (offset −5 s, min 20 s, max 40 s): an event at 100 s gives [95, 120];
 //! events at 100 and 105 give [95, 125]; events every 5 s give [95, 140]; events at
@@ -96,6 +101,8 @@ pub struct GateCore<F> {
     /// The first event's time of the latest activation (decided, whether open or closed):
     /// events before it are late.
     floor: Nanos,
+    /// Where the last closed activation ended (rule 5).
+    last_end: Nanos,
     next_activation: u64,
     now: Nanos,
     late_events: u64,
@@ -109,6 +116,7 @@ impl<F: Timed + Clone> GateCore<F> {
             state: State::Closed,
             pending: Vec::new(),
             floor: Nanos::MIN,
+            last_end: Nanos::MIN,
             next_activation: 1,
             now: i64::MIN,
             late_events: 0,
@@ -134,6 +142,11 @@ impl<F: Timed + Clone> GateCore<F> {
         // window is over, so the event is late whether it is still open or has closed.
         // (Events earlier than an activation still being evaluated do count: rule 1.)
         if time < self.floor {
+            self.late_events += 1;
+            return Vec::new();
+        }
+        // Covered by the closed activation (rule 5).
+        if !matches!(self.state, State::Open { .. }) && time + t.minimum_activation <= self.last_end {
             self.late_events += 1;
             return Vec::new();
         }
@@ -212,7 +225,10 @@ impl<F: Timed + Clone> GateCore<F> {
                     let activation = self.next_activation;
                     self.next_activation += 1;
                     self.floor = self.floor.max(earliest);
-                    self.state = State::Open { activation, first: earliest, end, started: false, start: earliest + t.signal_offset };
+                    // Not before the end of the closed activation that covered it (rule 5).
+                    let start =
+                        if earliest < self.last_end { (earliest + t.signal_offset).max(self.last_end) } else { earliest + t.signal_offset };
+                    self.state = State::Open { activation, first: earliest, end, started: false, start };
                 }
                 State::Open { activation, end, started: false, start, first } => {
                     // Start at the keyframe at or before the clip start; until media
@@ -232,6 +248,7 @@ impl<F: Timed + Clone> GateCore<F> {
                     if first_time >= end {
                         // The whole clip predates what is buffered or falls between
                         // keyframes: nothing to record for this activation.
+                        self.last_end = self.last_end.max(end);
                         self.state = State::Closed;
                         continue;
                     }
@@ -246,6 +263,7 @@ impl<F: Timed + Clone> GateCore<F> {
                         return out;
                     }
                     out.push(GateOutput::End { activation, end });
+                    self.last_end = self.last_end.max(end);
                     self.state = State::Closed;
                 }
             }
@@ -469,6 +487,22 @@ mod tests {
         // GOP of 30 s: keyframes at 0, 30, 60, 90, 120; the start 95 rounds down to 90.
         let c = run(spec(), 300, 200, vec![(100.0, 100.0)]);
         assert_eq!(c, [(90.0, 120.0, 90.0, 119.9, 300)]);
+    }
+
+    #[test]
+    fn a_delayed_event_inside_a_closed_clip_is_ignored_when_the_clip_covers_it() {
+        // A second event stamped 100 (another detector's, aggregated) reaches the gate at
+        // 122, after the clip [95, 120] closed: 100 + 20 ≤ 120, nothing to add.
+        let c = run(spec(), 10, 200, vec![(100.0, 100.0), (100.0, 122.0)]);
+        assert_eq!(c, [(95.0, 120.0, 95.0, 119.9, 250)]);
+    }
+
+    #[test]
+    fn a_delayed_event_reaching_past_a_closed_clip_continues_it_without_recording_twice() {
+        // Stamped 110 (would have extended the clip to 130), it arrives at 121, after
+        // [95, 120] closed: a new clip from 120 (not 105) to 130.
+        let c = run(spec(), 10, 200, vec![(100.0, 100.0), (110.0, 121.0)]);
+        assert_eq!(c, [(95.0, 120.0, 95.0, 119.9, 250), (120.0, 130.0, 120.0, 129.9, 100)]);
     }
 
     #[test]
