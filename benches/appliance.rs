@@ -19,25 +19,21 @@
 //!
 //! `cargo bench --bench appliance [-- latency|cpu|restart ...] [--calls N] [--window SECS] [--cameras N]`
 
-#[path = "../tests/common/mqtt.rs"]
-mod mqtt;
+mod common;
+
+use common::*;
 
 use anyhow::{anyhow, bail, Context};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
-use std::net::TcpStream;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+
 use std::time::{Duration, Instant};
-use vela::hub::{ClientOptions, HubMessage, ModuleClient};
+use vela::hub::{HubMessage, ModuleClient};
 
 const REPRO: &str = "cargo bench --bench appliance --";
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
 
 // ---------------------------------------------------------------------------------------
 // Options
@@ -77,336 +73,6 @@ impl Opts {
 }
 
 // ---------------------------------------------------------------------------------------
-// Programs
-
-/// The `vela` binary of this build: cargo sets CARGO_BIN_EXE_vela for benches (it builds the
-/// binary first); otherwise `target/release/vela`, built on demand.
-fn vela_binary() -> anyhow::Result<PathBuf> {
-    if let Some(p) = option_env!("CARGO_BIN_EXE_vela") {
-        if Path::new(p).exists() {
-            return Ok(PathBuf::from(p));
-        }
-    }
-    let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| repo().join("target"));
-    let bin = target.join("release/vela");
-    if !bin.exists() {
-        println!("building {} (cargo build --release --bin vela)", bin.display());
-        let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-            .args(["build", "--release", "--bin", "vela"])
-            .current_dir(repo())
-            .status()
-            .context("cannot run cargo")?;
-        if !status.success() || !bin.exists() {
-            bail!("cargo build --release --bin vela failed ({status})");
-        }
-    }
-    Ok(bin)
-}
-
-/// A program on PATH or in the sbin/bin folders Debian uses (mosquitto lives in /usr/sbin).
-fn find_program(name: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .chain(["/usr/sbin", "/usr/bin", "/usr/local/sbin", "/usr/local/bin"].map(PathBuf::from))
-        .map(|d| d.join(name))
-        .find(|p| p.is_file())
-}
-
-fn sigterm(pid: u32) {
-    let _ = Command::new("kill").arg("-TERM").arg(pid.to_string()).status();
-}
-
-fn wait_port(port: u16, timeout: Duration) -> bool {
-    let deadline = Instant::now() + timeout;
-    while Instant::now() < deadline {
-        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    false
-}
-
-/// Waits up to `timeout` for a child to exit; kills it if it does not.
-fn wait_or_kill(child: &mut Child, timeout: Duration) -> bool {
-    let deadline = Instant::now() + timeout;
-    while Instant::now() < deadline {
-        if let Ok(Some(_)) = child.try_wait() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-    false
-}
-
-// ---------------------------------------------------------------------------------------
-// /proc
-
-fn clock_ticks() -> f64 {
-    Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
-        .ok()
-        .and_then(|o| String::from_utf8(o.stdout).ok())
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(100.0)
-}
-
-/// utime+stime in ticks from a /proc/…/stat file (all threads, dead ones included, for a process).
-fn stat_ticks(path: &Path) -> Option<u64> {
-    let text = std::fs::read_to_string(path).ok()?;
-    let rest = &text[text.rfind(')')? + 1..];
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    // After the comm: state is field 3, utime 14, stime 15.
-    Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
-}
-
-fn proc_ticks(pid: u32) -> Option<u64> {
-    stat_ticks(&PathBuf::from(format!("/proc/{pid}/stat")))
-}
-
-/// Per thread: tid → (name, ticks).
-fn thread_ticks(pid: u32) -> BTreeMap<u32, (String, u64)> {
-    let mut out = BTreeMap::new();
-    let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/task")) else { return out };
-    for e in dir.flatten() {
-        let Some(tid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else { continue };
-        let name = std::fs::read_to_string(e.path().join("comm")).unwrap_or_default().trim().to_string();
-        if let Some(t) = stat_ticks(&e.path().join("stat")) {
-            out.insert(tid, (name, t));
-        }
-    }
-    out
-}
-
-/// Thread CPU over a window, grouped by thread name with digits dropped (arbiter-3 →
-/// arbiter-#), biggest first: (name, threads, seconds).
-fn thread_groups(before: &BTreeMap<u32, (String, u64)>, after: &BTreeMap<u32, (String, u64)>, hz: f64) -> Vec<(String, usize, f64)> {
-    let mut groups: BTreeMap<String, (usize, u64)> = BTreeMap::new();
-    for (tid, (name, t)) in after {
-        let t0 = before.get(tid).map_or(0, |(_, t0)| *t0);
-        let key: String = name.chars().map(|c| if c.is_ascii_digit() { '#' } else { c }).collect();
-        let g = groups.entry(key).or_default();
-        g.0 += 1;
-        g.1 += t.saturating_sub(t0);
-    }
-    let mut v: Vec<(String, usize, f64)> = groups.into_iter().map(|(k, (n, t))| (k, n, t as f64 / hz)).collect();
-    v.sort_by(|a, b| b.2.total_cmp(&a.2));
-    v
-}
-
-/// Established server-side TCP connections on a local port (IPv4 and IPv6).
-fn established_on(port: u16) -> usize {
-    let want = format!(":{port:04X}");
-    ["/proc/net/tcp", "/proc/net/tcp6"]
-        .iter()
-        .filter_map(|p| std::fs::read_to_string(p).ok())
-        .flat_map(|t| t.lines().skip(1).map(str::to_string).collect::<Vec<_>>())
-        .filter(|l| {
-            let f: Vec<&str> = l.split_whitespace().collect();
-            f.len() > 3 && f[1].ends_with(&want) && f[3] == "01"
-        })
-        .count()
-}
-
-fn bytes_under(dir: &Path) -> u64 {
-    let mut total = 0;
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        let Ok(rd) = std::fs::read_dir(&d) else { continue };
-        for e in rd.flatten() {
-            match e.metadata() {
-                Ok(m) if m.is_dir() => stack.push(e.path()),
-                Ok(m) => total += m.len(),
-                Err(_) => {}
-            }
-        }
-    }
-    total
-}
-
-// ---------------------------------------------------------------------------------------
-// `vela run` as a process (modelled on tests/common/appliance.rs, with the pid exposed)
-
-struct Vela {
-    bin: PathBuf,
-    root: PathBuf,
-    config: PathBuf,
-    state: PathBuf,
-    hub_url: String,
-    log: PathBuf,
-    child: Option<Child>,
-    lines: Option<mpsc::Receiver<String>>,
-}
-
-impl Vela {
-    /// A private config: device `vela`, the engine module only (no embedded rtspsim), the
-    /// given broker, and routes for a `trigger` module and an `observer` module.
-    fn new(bin: &Path, external_hub: Option<String>) -> anyhow::Result<Vela> {
-        let root = mqtt::scratch_dir("bench-appliance");
-        let config = root.join("config");
-        let state = root.join("state");
-        std::fs::create_dir_all(&config)?;
-        let hub_port = mqtt::free_port();
-        let hub_url = external_hub.clone().unwrap_or(format!("mqtt://127.0.0.1:{hub_port}"));
-        let hub = match &external_hub {
-            Some(url) => format!("[hub]\nurl = \"{url}\"\n"),
-            None => format!("[hub]\nlisten = \"127.0.0.1:{hub_port}\"\n"),
-        };
-        std::fs::write(config.join("appliance.toml"), format!("device_id = \"vela\"\n{hub}"))?;
-        let mut d: Value = serde_json::from_slice(&std::fs::read(repo().join("config/deployment.json"))?)?;
-        let mc = &mut d["modulesContent"];
-        mc["$edgeAgent"]["properties.desired"]["modules"].as_object_mut().context("deployment.json: no modules")?.remove("rtspsim");
-        mc.as_object_mut().context("deployment.json: no modulesContent")?.remove("rtspsim");
-        let routes = &mut mc["$edgeHub"]["properties.desired"]["routes"];
-        routes["ToObserver"] = json!("FROM /messages/modules/avaedge/outputs/* INTO BrokeredEndpoint(\"/modules/observer/inputs/events\")");
-        routes["FromTrigger"] =
-            json!("FROM /messages/modules/trigger/outputs/* INTO BrokeredEndpoint(\"/modules/avaedge/inputs/recordingTrigger\")");
-        std::fs::write(config.join("deployment.json"), serde_json::to_vec_pretty(&d)?)?;
-        let log = root.join("vela.log");
-        Ok(Vela { bin: bin.to_path_buf(), root, config, state, hub_url, log, child: None, lines: None })
-    }
-
-    /// The command a reader would type.
-    fn command_line(&self) -> String {
-        format!("VELA_LOG=warn {} run --config {} --state {}", self.bin.display(), self.config.display(), self.state.display())
-    }
-
-    /// Starts `vela run`; returns once the engine serves direct methods.
-    fn start(&mut self) -> anyhow::Result<Duration> {
-        let t0 = Instant::now();
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log)?;
-        let mut child = Command::new(&self.bin)
-            .args(["run", "--config"])
-            .arg(&self.config)
-            .arg("--state")
-            .arg(&self.state)
-            .env("VELA_LOG", "warn")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::from(log))
-            .spawn()
-            .with_context(|| format!("cannot run {}", self.bin.display()))?;
-        let (tx, rx) = mpsc::channel();
-        let out = child.stdout.take().expect("piped");
-        std::thread::spawn(move || {
-            for line in BufReader::new(out).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-                Ok(line) if line.contains("engine serving direct methods") => break,
-                Ok(_) => {}
-                Err(_) => {
-                    let log = std::fs::read_to_string(&self.log).unwrap_or_default();
-                    bail!("vela run did not come up within 60 s ({}); its log:\n{log}", self.command_line());
-                }
-            }
-        }
-        self.lines = Some(rx);
-        Ok(t0.elapsed())
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.as_ref().expect("started").id()
-    }
-
-    fn kill9(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-
-    /// SIGTERM (the graceful stop), SIGKILL after 30 s.
-    fn stop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            sigterm(c.id());
-            if !wait_or_kill(&mut c, Duration::from_secs(30)) {
-                println!("  (vela run did not stop within 30 s of SIGTERM; killed)");
-            }
-        }
-    }
-
-    async fn client(&self, module: &str) -> anyhow::Result<ModuleClient> {
-        let mut o = ClientOptions::new(self.hub_url.clone(), "vela", module);
-        o.reconnect_min = Duration::from_millis(10);
-        o.reconnect_max = Duration::from_millis(100);
-        ModuleClient::connect(o).await.with_context(|| format!("module '{module}' cannot connect to {}", self.hub_url))
-    }
-
-    /// WARN/ERROR lines the appliance logged, with a few examples.
-    fn log_summary(&self) -> (usize, Vec<String>) {
-        let text = strip_ansi(&std::fs::read_to_string(&self.log).unwrap_or_default());
-        let bad: Vec<&str> = text.lines().filter(|l| l.contains("WARN") || l.contains("ERROR") || l.contains("panicked")).collect();
-        // One example per kind of message (timestamp dropped, numbers ignored), with its count.
-        let mut kinds: Vec<(String, String, usize)> = Vec::new();
-        for l in &bad {
-            let msg = l.split_once(' ').map_or(*l, |(_, m)| m).trim();
-            let key: String = msg.chars().filter(|c| !c.is_ascii_digit()).take(90).collect();
-            match kinds.iter_mut().find(|(k, _, _)| *k == key) {
-                Some(k) => k.2 += 1,
-                None => kinds.push((key, msg.chars().take(240).collect(), 1)),
-            }
-        }
-        (bad.len(), kinds.into_iter().take(8).map(|(_, m, n)| format!("{n}× {m}")).collect())
-    }
-}
-
-impl Drop for Vela {
-    fn drop(&mut self) {
-        self.kill9();
-        if keep() {
-            println!("  (kept {})", self.root.display());
-        } else {
-            let _ = std::fs::remove_dir_all(&self.root);
-        }
-    }
-}
-
-/// `VELA_BENCH_KEEP=1` keeps the scratch folders (config, state, logs, recordings).
-fn keep() -> bool {
-    std::env::var_os("VELA_BENCH_KEEP").is_some_and(|v| !v.is_empty() && v != "0")
-}
-
-/// A log line without its ANSI colours (the appliance colours its log even into a file).
-fn strip_ansi(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    let mut chars = s.chars();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' {
-            for c in chars.by_ref() {
-                if c.is_ascii_alphabetic() {
-                    break;
-                }
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
-
-async fn call(c: &ModuleClient, method: &str, payload: Value) -> anyhow::Result<(u16, Option<Value>)> {
-    c.invoke_method("vela", "avaedge", method, &payload, Duration::from_secs(30)).await.with_context(|| format!("{method} failed"))
-}
-
-async fn call_ok(c: &ModuleClient, method: &str, payload: Value) -> anyhow::Result<Option<Value>> {
-    let (status, body) = call(c, method, payload).await?;
-    if !(200..300).contains(&status) {
-        bail!("{method} answered {status}: {}", body.map(|b| b.to_string()).unwrap_or_default());
-    }
-    Ok(body)
-}
-
-// ---------------------------------------------------------------------------------------
 // 1. Direct-method latency
 
 #[derive(Clone, Copy)]
@@ -416,15 +82,6 @@ struct Latency {
     mean: Duration,
     max: Duration,
     errors: usize,
-}
-
-fn quantile(sorted: &[Duration], q: f64) -> Duration {
-    let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
-    sorted[rank - 1]
-}
-
-fn us(d: Duration) -> f64 {
-    d.as_secs_f64() * 1e6
 }
 
 impl Latency {
@@ -491,72 +148,14 @@ async fn latency_on(bin: &Path, external: Option<(&str, String)>, calls: usize) 
 // ---------------------------------------------------------------------------------------
 // 2. CPU per camera
 
-/// `vela rtspsim` over a media folder of `cameras` symlinks to vtest.mkv.
-struct RtspSim {
-    media: PathBuf,
-    port: u16,
-    child: Child,
-    command: String,
-}
-
-impl RtspSim {
-    fn start(bin: &Path, cameras: usize) -> anyhow::Result<RtspSim> {
-        let media = mqtt::scratch_dir("bench-media");
-        let source = repo().join("config/media/vtest.mkv");
-        for i in 1..=cameras {
-            std::os::unix::fs::symlink(&source, media.join(cam_file(i)))?;
-        }
-        let port = mqtt::free_port();
-        let command = format!("{} rtspsim --listen 127.0.0.1:{port} --media {} --speed 1", bin.display(), media.display());
-        let child = Command::new(bin)
-            .args(["rtspsim", "--listen", &format!("127.0.0.1:{port}"), "--media"])
-            .arg(&media)
-            .args(["--speed", "1"])
-            .env("VELA_LOG", "warn")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .spawn()
-            .context("cannot run vela rtspsim")?;
-        let sim = RtspSim { media, port, child, command };
-        if !wait_port(port, Duration::from_secs(10)) {
-            bail!("vela rtspsim did not listen on {port} within 10 s ({})", sim.command);
-        }
-        Ok(sim)
+/// A scratch media folder of `cameras` symlinks to vtest.mkv (one camera each).
+fn vtest_cameras(cameras: usize) -> anyhow::Result<PathBuf> {
+    let media = mqtt::scratch_dir("bench-media");
+    let source = repo().join("config/media/vtest.mkv");
+    for i in 1..=cameras {
+        std::os::unix::fs::symlink(&source, media.join(cam_file(i)))?;
     }
-
-    fn url(&self, i: usize) -> String {
-        format!("rtsp://127.0.0.1:{}/media/{}", self.port, cam_file(i))
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    fn sessions(&self) -> usize {
-        established_on(self.port)
-    }
-
-    /// Waits until `n` RTSP connections are established; returns whether they were.
-    fn wait_sessions(&self, n: usize, timeout: Duration) -> bool {
-        let deadline = Instant::now() + timeout;
-        while Instant::now() < deadline {
-            if self.sessions() >= n {
-                return true;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        false
-    }
-}
-
-impl Drop for RtspSim {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if !keep() {
-            let _ = std::fs::remove_dir_all(&self.media);
-        }
-    }
+    Ok(media)
 }
 
 fn cam_file(i: usize) -> String {
@@ -642,7 +241,7 @@ async fn set_up_pipelines(c: &ModuleClient, sim: &RtspSim, cameras: usize) -> an
         let instance = json!({
             "@apiVersion": "1.1",
             "name": cam_name(i),
-            "properties": { "topologyName": name, "parameters": [{ "name": "rtspUrl", "value": sim.url(i) }] }
+            "properties": { "topologyName": name, "parameters": [{ "name": "rtspUrl", "value": sim.url(&cam_file(i)) }] }
         });
         call_ok(c, "livePipelineSet", instance).await?;
         call_ok(c, "livePipelineActivate", json!({"@apiVersion": "1.1", "name": cam_name(i)})).await?;
@@ -680,7 +279,7 @@ struct Restart {
 
 async fn cpu_and_restart(bin: &Path, o: &Opts, hz: f64) -> anyhow::Result<CpuResult> {
     let n = o.cameras;
-    let sim = RtspSim::start(bin, n)?;
+    let sim = RtspSim::start(bin, vtest_cameras(n)?, 1.0)?;
     println!("  cameras: {}", sim.command);
     let mut v = Vela::new(bin, None)?;
     v.start()?;
@@ -805,7 +404,7 @@ async fn ffmpeg_window(ffmpeg: &Path, sim: &RtspSim, o: &Opts, hz: f64) -> anyho
         let file = out.join(format!("{}.mp4", cam_name(i)));
         let err = std::fs::File::create(out.join(format!("{}.err", cam_name(i))))?;
         let child = Command::new(ffmpeg)
-            .args(["-nostdin", "-v", "error", "-rtsp_transport", "tcp", "-i", &sim.url(i), "-c", "copy", "-f", "mp4", "-y"])
+            .args(["-nostdin", "-v", "error", "-rtsp_transport", "tcp", "-i", &sim.url(&cam_file(i)), "-c", "copy", "-f", "mp4", "-y"])
             .arg(&file)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -817,7 +416,7 @@ async fn ffmpeg_window(ffmpeg: &Path, sim: &RtspSim, o: &Opts, hz: f64) -> anyho
     println!(
         "  yardstick: {n} × {} -v error -rtsp_transport tcp -i {} -c copy -f mp4 -y {}/camNN.mp4",
         ffmpeg.display(),
-        sim.url(1).replace("cam01", "camNN"),
+        sim.url(&cam_file(1)).replace("cam01", "camNN"),
         out.display()
     );
     if !sim.wait_sessions(n, Duration::from_secs(20)) {
