@@ -1,4 +1,4 @@
-//! The engine end to end without MQTT: a simulated camera, a hub-triggered signal gate and a file sink produce a valid clip.
+//! The engine end to end without MQTT: hub- and motion-triggered recording from a simulated camera, and one decoder per camera shared by its pixel consumers.
 
 mod common;
 #[path = "common/engine.rs"]
@@ -127,4 +127,81 @@ async fn motion_in_real_footage_publishes_inferences_and_records_clips() {
     assert_eq!(runtime.active_count(), 0);
     camera.shutdown().await;
     std::fs::remove_dir_all(state).ok();
+}
+
+/// Per-node counters of a running instance.
+async fn stats(rig: &Rig, instance: &str) -> std::collections::HashMap<String, (u64, u64, u64)> {
+    let key = (vela::topology::Generation::Ava, instance.to_string());
+    let sup = rig.runtime.supervisor(&key).expect("running");
+    let s = sup.send(vela::runtime::instance::GetStats).await.unwrap();
+    use std::sync::atomic::Ordering::Relaxed;
+    s.into_iter().map(|(n, st)| (n, (st.decoded.load(Relaxed), st.packets_in.load(Relaxed), st.dropped.load(Relaxed)))).collect()
+}
+
+#[actix_rt::test]
+async fn one_decoder_per_camera_feeds_every_pixel_consumer_and_recording_only_graphs_decode_nothing() {
+    let rig = Rig::start("shared-decode").await;
+    let url = rig.camera.url("vtest.mkv");
+    let t = |k: &str| format!("#Microsoft.VideoAnalyzer.{k}");
+    // Two motion detectors on one camera (say, two sensitivities), each to its own hub output.
+    let two = json!({"@apiVersion": "1.1", "name": "TwoDetectors", "properties": {
+        "parameters": [{"name": "rtspUrl", "type": "string"}],
+        "sources": [{"@type": t("RtspSource"), "name": "cam", "endpoint": {"@type": t("UnsecuredEndpoint"), "url": "${rtspUrl}"}}],
+        "processors": [
+            {"@type": t("MotionDetectionProcessor"), "name": "low", "sensitivity": "low", "eventAggregationWindow": "PT0S", "inputs": [{"nodeName": "cam"}]},
+            {"@type": t("MotionDetectionProcessor"), "name": "high", "sensitivity": "high", "eventAggregationWindow": "PT0S", "inputs": [{"nodeName": "cam"}]}],
+        "sinks": [
+            {"@type": t("IotHubMessageSink"), "name": "lowOut", "inputs": [{"nodeName": "low"}], "hubOutputName": "low"},
+            {"@type": t("IotHubMessageSink"), "name": "highOut", "inputs": [{"nodeName": "high"}], "hubOutputName": "high"}]}});
+    let hub: Value =
+        serde_json::from_slice(&std::fs::read(common::fixture("reference/ava-topologies/evr-hubMessage-file-sink/topology.json")).unwrap())
+            .unwrap();
+    for (topology, instance) in [(two, "two"), (hub, "rec")] {
+        let name = topology["name"].clone();
+        assert_eq!(rig.controller.invoke("pipelineTopologySet", &serde_json::to_vec(&topology).unwrap()).await.status, 201);
+        let inst = json!({"@apiVersion": "1.1", "name": instance, "properties": {"topologyName": name, "parameters": [{"name": "rtspUrl", "value": url}]}});
+        assert_eq!(rig.controller.invoke("livePipelineSet", &serde_json::to_vec(&inst).unwrap()).await.status, 201);
+        let r = rig
+            .controller
+            .invoke("livePipelineActivate", &serde_json::to_vec(&json!({"@apiVersion": "1.1", "name": instance})).unwrap())
+            .await;
+        assert_eq!(r.status, 200, "{r:?}");
+    }
+    until("both detectors to publish", Duration::from_secs(30), || {
+        let out = |o: &str| rig.recorder.0.lock().unwrap().iter().filter(|m| m.output == o).count();
+        out("low") >= 3 && out("high") >= 3
+    })
+    .await;
+
+    let two = stats(&rig, "two").await;
+    let (decoded, ..) = two["cam"];
+    assert!(decoded >= 40, "{two:?}");
+    // Both consumers got the same pictures: each received every decoded frame (less what
+    // a full mailbox dropped, counted at the source), and neither decodes on its own.
+    let (_, low_in, _) = two["low"];
+    let (_, high_in, _) = two["high"];
+    let (_, _, dropped) = two["cam"];
+    for n in [low_in, high_in] {
+        assert!(n + dropped >= decoded.saturating_sub(2) && n <= decoded + 2, "{two:?}");
+    }
+    assert_eq!((two["low"].0, two["high"].0), (0, 0), "consumers do not decode: {two:?}");
+    // The high-sensitivity detector sees at least what the low one sees.
+    let out = |o: &str| rig.recorder.0.lock().unwrap().iter().filter(|m| m.output == o).count();
+    assert!(out("high") >= out("low"), "high {} < low {}", out("high"), out("low"));
+
+    // Recording on hub messages needs no pixels: its camera is never decoded.
+    let rec = stats(&rig, "rec").await;
+    assert!(rec.values().all(|s| s.0 == 0), "{rec:?}");
+    let gate = rec.iter().find(|(k, _)| k.starts_with("signalGate")).map(|(_, s)| s.1).unwrap_or(0);
+    assert!(gate > 40, "the gate got the media: {rec:?}");
+
+    for instance in ["two", "rec"] {
+        let r = rig
+            .controller
+            .invoke("livePipelineDeactivate", &serde_json::to_vec(&json!({"@apiVersion": "1.1", "name": instance})).unwrap())
+            .await;
+        assert_eq!(r.status, 200);
+    }
+    rig.camera.shutdown().await;
+    std::fs::remove_dir_all(&rig.state).ok();
 }
