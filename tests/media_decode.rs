@@ -273,24 +273,30 @@ fn resolution_change_in_band() {
 }
 
 #[test]
-fn gray_frames_from_decoded_pictures() {
+fn gray_frames_from_decoded_pictures_each_with_its_own_access_unit() {
+    // vtest's SPS announces no reordering: every picture leaves the decoder with the access
+    // unit that carried it (no frame of latency held back), and nothing is left to flush.
     let t = track("vtest.mkv");
     let mut dec = Decoder::new();
     let mut grays = Vec::new();
     dec.set_avcc(&t.avcc, |_| {}).unwrap();
-    for f in &t.frames[..3] {
+    for (i, f) in t.frames[..3].iter().enumerate() {
+        let mut out = Vec::new();
+        let limit = if i < 2 { (320, 320) } else { (160, 120) };
         dec.decode(&f.data, f.pts_90k, f.keyframe, |fr| {
-            let g = fr.gray(320, 320);
+            let g = fr.gray(limit.0, limit.1);
             // The box filter's mean equals the picture's mean within rounding.
             let mean_full: f64 = fr.y_packed().iter().map(|&v| f64::from(v)).sum::<f64>() / (768.0 * 576.0);
             let mean_gray: f64 = g.data.iter().map(|&v| f64::from(v)).sum::<f64>() / g.data.len() as f64;
             assert!((mean_full - mean_gray).abs() < 0.5, "{mean_full} vs {mean_gray}");
-            grays.push(g);
+            out.push((fr.pts, g));
         })
         .unwrap();
+        assert_eq!(out.len(), 1, "access unit {i} gives its picture at once");
+        assert_eq!(out[0].0, f.pts_90k);
+        grays.extend(out.into_iter().map(|(_, g)| g));
     }
-    dec.flush(|fr| grays.push(fr.gray(160, 120)));
-    assert_eq!(grays.len(), 3);
+    dec.flush(|_| panic!("nothing held back"));
     assert_eq!((grays[0].width, grays[0].height, grays[0].data.len()), (256, 192, 256 * 192));
     assert_eq!((grays[2].width, grays[2].height), (153, 115));
 }

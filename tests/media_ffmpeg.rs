@@ -113,6 +113,22 @@ fn generated_files_demux_matches_ffprobe() {
         if name == "bframes.mkv" {
             assert!(track.frames.windows(2).any(|w| w[1].pts_90k < w[0].pts_90k), "no reordering: the B-frame case tests nothing");
         }
+        // The decoder gives every picture, in presentation order: held back when the SPS
+        // allows reordering (B-frames), at once with its own access unit when it does not.
+        let mut dec = vela::media::decode::Decoder::new();
+        dec.set_avcc(&track.avcc, |_| {}).unwrap();
+        let (mut out, mut at_once) = (Vec::new(), 0);
+        for f in &track.frames {
+            let before = out.len();
+            dec.decode(&f.data, f.pts_90k, f.keyframe, |p| out.push(p.pts)).unwrap();
+            at_once += usize::from(out.last() == Some(&f.pts_90k) && out.len() == before + 1);
+        }
+        dec.flush(|p| out.push(p.pts));
+        assert_eq!(out.len(), 60, "{name}: {:?}", dec.stats());
+        assert!(out.windows(2).all(|w| w[0] < w[1]), "{name}: presentation order {out:?}");
+        if name == "live.mkv" {
+            assert_eq!(at_once, 60, "{name}: no B-frames, no latency");
+        }
     }
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -436,6 +436,21 @@ pub struct SpsInfo {
     pub height: u32,
     /// Frame cropping in luma samples: left, right, top, bottom.
     pub crop: [u32; 4],
+    /// VUI `max_num_reorder_frames`, when the SPS carries a bitstream restriction (or the
+    /// VUI cannot be read, `None`).
+    pub max_num_reorder_frames: Option<u32>,
+}
+
+impl SpsInfo {
+    /// Whether pictures may leave the decoder in another order than they enter it, i.e.
+    /// whether a decoder must hold pictures back. No when the VUI says so, or for Baseline
+    /// (no B slices; encoders and cameras emit it in output order).
+    pub fn may_reorder(&self) -> bool {
+        match self.max_num_reorder_frames {
+            Some(n) => n > 0,
+            None => self.profile_idc != 66,
+        }
+    }
 }
 
 impl SpsInfo {
@@ -625,6 +640,11 @@ pub fn parse_sps(nal: &[u8]) -> Result<SpsInfo, H264Error> {
     let width = u32::try_from(coded_width - crop_x).map_err(|_| H264Error::InvalidSps("width overflows"))?;
     let height = u32::try_from(coded_height - crop_y).map_err(|_| H264Error::InvalidSps("height overflows"))?;
     let to_samples = |v: u32, unit: u64| u32::try_from(u64::from(v) * unit).unwrap_or(u32::MAX);
+    // A damaged or truncated VUI only costs the reorder hint, never the SPS.
+    let max_num_reorder_frames = match r.flag("vui_parameters_present_flag") {
+        Ok(true) => vui_max_num_reorder_frames(&mut r).ok().flatten(),
+        _ => None,
+    };
     Ok(SpsInfo {
         profile_idc,
         constraint_flags,
@@ -644,7 +664,71 @@ pub fn parse_sps(nal: &[u8]) -> Result<SpsInfo, H264Error> {
             to_samples(crop[2], crop_unit_y),
             to_samples(crop[3], crop_unit_y),
         ],
+        max_num_reorder_frames,
     })
+}
+
+/// Reads `vui_parameters()` (H.264 Annex E.1.1) up to `max_num_reorder_frames`.
+fn vui_max_num_reorder_frames(r: &mut BitReader<'_>) -> Result<Option<u32>, H264Error> {
+    if r.flag("aspect_ratio_info_present_flag")? && r.bits(8, "aspect_ratio_idc")? == 255 {
+        r.bits(16, "sar_width")?;
+        r.bits(16, "sar_height")?;
+    }
+    if r.flag("overscan_info_present_flag")? {
+        r.flag("overscan_appropriate_flag")?;
+    }
+    if r.flag("video_signal_type_present_flag")? {
+        r.bits(4, "video_format, video_full_range_flag")?;
+        if r.flag("colour_description_present_flag")? {
+            r.bits(24, "colour description")?;
+        }
+    }
+    if r.flag("chroma_loc_info_present_flag")? {
+        r.ue("chroma_sample_loc_type_top_field")?;
+        r.ue("chroma_sample_loc_type_bottom_field")?;
+    }
+    if r.flag("timing_info_present_flag")? {
+        r.bits(32, "num_units_in_tick")?;
+        r.bits(32, "time_scale")?;
+        r.flag("fixed_frame_rate_flag")?;
+    }
+    let nal_hrd = r.flag("nal_hrd_parameters_present_flag")?;
+    if nal_hrd {
+        skip_hrd(r)?;
+    }
+    let vcl_hrd = r.flag("vcl_hrd_parameters_present_flag")?;
+    if vcl_hrd {
+        skip_hrd(r)?;
+    }
+    if nal_hrd || vcl_hrd {
+        r.flag("low_delay_hrd_flag")?;
+    }
+    r.flag("pic_struct_present_flag")?;
+    if !r.flag("bitstream_restriction_flag")? {
+        return Ok(None);
+    }
+    r.flag("motion_vectors_over_pic_boundaries_flag")?;
+    r.ue("max_bytes_per_pic_denom")?;
+    r.ue("max_bits_per_mb_denom")?;
+    r.ue("log2_max_mv_length_horizontal")?;
+    r.ue("log2_max_mv_length_vertical")?;
+    Ok(Some(r.ue("max_num_reorder_frames")?))
+}
+
+/// Skips `hrd_parameters()` (E.1.2).
+fn skip_hrd(r: &mut BitReader<'_>) -> Result<(), H264Error> {
+    let cpb_cnt = r.ue("cpb_cnt_minus1")?;
+    if cpb_cnt > 31 {
+        return Err(H264Error::InvalidSps("cpb_cnt_minus1 above 31"));
+    }
+    r.bits(8, "bit_rate_scale, cpb_size_scale")?;
+    for _ in 0..=cpb_cnt {
+        r.ue("bit_rate_value_minus1")?;
+        r.ue("cpb_size_value_minus1")?;
+        r.flag("cbr_flag")?;
+    }
+    r.bits(20, "delay and offset lengths")?;
+    Ok(())
 }
 
 /// RFC 6184 `profile-level-id` read straight from the three bytes after an SPS header.
@@ -692,6 +776,33 @@ mod tests {
         assert_eq!((b.width, b.height, b.profile_idc, b.level_idc), (640, 272, 77, 21));
         assert_eq!(b.profile_level_id(), "4d4015");
         assert_eq!(profile_level_id(&hex(BIKES_SPS)).as_deref(), Some("4d4015"));
+    }
+
+    /// libx264 High 320x240, `-bf 0` and `-bf 3` (both with a VUI bitstream restriction).
+    const X264_NO_B_SPS: &str = "6764000dacb20283f60220000003002000000641e28549";
+    const X264_B3_SPS: &str = "6764000dacd94141fb011000000300100000030320f1429960";
+
+    #[test]
+    fn reads_the_reorder_depth_from_the_vui() {
+        let no_b = parse_sps(&hex(X264_NO_B_SPS)).unwrap();
+        assert_eq!((no_b.width, no_b.height, no_b.max_num_reorder_frames, no_b.may_reorder()), (320, 240, Some(0), false));
+        let b = parse_sps(&hex(X264_B3_SPS)).unwrap();
+        assert!(b.max_num_reorder_frames.is_some_and(|n| n > 0) && b.may_reorder(), "{b:?}");
+        // The sample footage (Main, no B-frames) says so too.
+        for sps in [VTEST_SPS, BIKES_SPS] {
+            let s = parse_sps(&hex(sps)).unwrap();
+            assert_eq!((s.max_num_reorder_frames, s.may_reorder()), (Some(0), false), "{s:?}");
+        }
+        // Without a bitstream restriction a Main or High stream may reorder, Baseline not.
+        let mut s = parse_sps(&hex(VTEST_SPS)).unwrap();
+        s.max_num_reorder_frames = None;
+        assert!(s.may_reorder());
+        s.profile_idc = 66;
+        assert!(!s.may_reorder());
+        // A VUI cut short loses the hint, not the SPS.
+        let cut = &hex(X264_NO_B_SPS)[..12];
+        let s = parse_sps(cut).unwrap();
+        assert_eq!((s.width, s.max_num_reorder_frames, s.may_reorder()), (320, None, true));
     }
 
     #[test]

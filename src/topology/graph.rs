@@ -409,7 +409,7 @@ fn partitions(nodes: &[GraphNode], edges: &[(usize, usize, Flow, MediaTypes)], c
         return;
     }
     let mut parent: Vec<usize> = (0..nodes.len()).collect();
-    fn find(p: &mut Vec<usize>, x: usize) -> usize {
+    fn find(p: &mut [usize], x: usize) -> usize {
         let mut r = x;
         while p[r] != r {
             r = p[r];

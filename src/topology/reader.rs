@@ -525,7 +525,7 @@ impl FromText for u64 {
             return Ok(v);
         }
         match s.parse::<f64>() {
-            Ok(f) if f.fract() == 0.0 && f >= 0.0 && f < 1.8e19 => Ok(f as u64),
+            Ok(f) if f.fract() == 0.0 && (0.0..1.8e19).contains(&f) => Ok(f as u64),
             _ => Err("expected a non-negative whole number".into()),
         }
     }
