@@ -8,6 +8,8 @@ pub mod hub;
 pub mod media;
 pub mod modules;
 pub mod nodes;
+pub mod playback;
+pub mod recording;
 pub mod runtime;
 pub mod store;
 pub mod topology;

@@ -1,0 +1,107 @@
+//! The local video store: named videos recorded as fragmented-MP4 segment files, a sled index of their segments and fragments, crash recovery and retention.
+//!
+//! Layout on disk: each video has a directory (its sink's `localMediaCachePath`, resolved
+//! under the state folder, then the video name); each segment is one self-contained fMP4
+//! file (ftyp+moov, then one moof+mdat per GOP) named after its start time. The index
+//! (sled, its own database under the state folder) holds, per video, its properties and its
+//! segments with their wall-clock span and fragment byte ranges — everything playback
+//! needs without opening a file.
+//!
+//! Durability order: a fragment is written, fsync'd, and only then indexed; so the index
+//! never points at missing bytes, and a crash leaves at most the unindexed tail of the
+//! segment being written, which recovery indexes up to its last complete fragment.
+//!
+//! This module is the contract between the writers (video/asset sinks), the readers
+//! (playback) and retention; see the submodules for each.
+
+use serde::{Deserialize, Serialize};
+
+/// Nanoseconds since the Unix epoch (UTC wall clock of the media).
+pub type Nanos = i64;
+
+/// One fragment of a segment file: one GOP, starting with a keyframe.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Fragment {
+    /// Offset of the moof in the segment file, and the length of moof + mdat.
+    pub offset: u64,
+    pub len: u64,
+    /// Wall-clock time of the first frame and the fragment's duration.
+    pub start: Nanos,
+    pub duration: Nanos,
+    pub frames: u32,
+}
+
+impl Fragment {
+    pub fn end(&self) -> Nanos {
+        self.start + self.duration
+    }
+}
+
+/// One segment file of a video.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Segment {
+    pub video: String,
+    /// Unique within the video and increasing with time (the start time in ms, made unique).
+    pub id: u64,
+    /// File name inside the video's directory.
+    pub file: String,
+    /// Bytes of ftyp + moov at the start of the file (the HLS/MSE init segment).
+    pub init_len: u64,
+    /// RFC 6381 codec string and picture size, for playlists and players.
+    pub codec: String,
+    pub width: u32,
+    pub height: u32,
+    /// Wall-clock span covered by the indexed fragments: `start` of the first, end of the last.
+    pub start: Nanos,
+    pub end: Nanos,
+    pub fragments: Vec<Fragment>,
+    /// Still being written: playback treats the video as live.
+    pub open: bool,
+}
+
+impl Segment {
+    /// Bytes of the file the index vouches for (init + indexed fragments).
+    pub fn indexed_len(&self) -> u64 {
+        self.fragments.last().map_or(self.init_len, |f| f.offset + f.len)
+    }
+}
+
+/// How a video is kept (from the sink's properties and the appliance's settings).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VideoSettings {
+    pub title: String,
+    pub description: String,
+    /// Target segment length (`segmentLength`; a new segment starts at the first keyframe
+    /// after it).
+    pub segment_length: Nanos,
+    /// `retentionPeriod`: segments ending before now − this are deleted.
+    pub retention: Option<Nanos>,
+    /// `localMediaCacheMaximumSizeMiB` in bytes: oldest segments go first beyond it.
+    pub max_bytes: Option<u64>,
+}
+
+/// A video as listed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VideoSummary {
+    pub name: String,
+    pub title: String,
+    pub description: String,
+    /// Span of what is recorded (None when nothing is).
+    pub start: Option<Nanos>,
+    pub end: Option<Nanos>,
+    pub bytes: u64,
+    pub segments: u64,
+    /// A segment is being written.
+    pub live: bool,
+}
+
+/// A time span.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Span {
+    pub start: Nanos,
+    pub end: Nanos,
+}
+
+/// Two pieces of media closer than this are one range (no visible gap): a frame interval at
+/// the lowest frame rates cameras use, plus jitter.
+pub const GAP_TOLERANCE: Nanos = 1_000_000_000;
