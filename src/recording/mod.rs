@@ -105,3 +105,40 @@ pub struct Span {
 /// Two pieces of media closer than this are one range (no visible gap): a frame interval at
 /// the lowest frame rates cameras use, plus jitter.
 pub const GAP_TOLERANCE: Nanos = 1_000_000_000;
+
+/// Why the store refused or failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("video store index: {0}")]
+    Index(String),
+    #[error("video store i/o on {path}: {source}")]
+    Io {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// Another sink writes this video (SPEC: a video has one writer).
+    #[error("video '{0}' is being recorded by another sink")]
+    Busy(String),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// Keeps segment files from retention while readers use them; released on drop.
+pub struct Lease(pub Box<dyn Send + Sync>);
+
+/// What playback reads: the index, without writing. The store implements it; playback
+/// never sees the store's writers.
+pub trait Catalog: Send + Sync + 'static {
+    fn videos(&self) -> Result<Vec<VideoSummary>, StoreError>;
+    /// Segments overlapping `[start, end)`, in time order; `None` for an unknown video.
+    fn segments(&self, video: &str, start: Nanos, end: Nanos) -> Result<Option<Vec<Segment>>, StoreError>;
+    /// Recorded spans within `[start, end)` (clipped to it), pieces closer than
+    /// [`GAP_TOLERANCE`] merged; `None` for an unknown video. Must stay fast over weeks of
+    /// index (it is what a timeline asks when zoomed out).
+    fn ranges(&self, video: &str, start: Nanos, end: Nanos) -> Result<Option<Vec<Span>>, StoreError>;
+    /// Where a segment's file is.
+    fn segment_path(&self, segment: &Segment) -> std::path::PathBuf;
+    /// Protects the segments' files from retention until the lease is dropped.
+    fn lease(&self, segments: &[Segment]) -> Lease;
+}
