@@ -6,13 +6,20 @@
 //! authentication. Frames go out at their real pace (or `speed` times faster for tests),
 //! RTP timestamps are the file's own, and the loop continues the timeline seamlessly.
 //!
+//! For robustness tests a client can ask for a damaged stream, per session, with query
+//! parameters on the URL: `rtsp://ADDR/media/FILE?damage=flip:0.01,drop:0.01,reorder:0.02,truncate:0.01&seed=7`
+//! flips payload bits, drops and reorders RTP packets and truncates access units,
+//! deterministically from the seed ([`damage`] has the syntax). An invalid spec is refused
+//! with 400 and the reason; a URL without a query streams exactly as it always did.
+//!
 //! Layout: pure cores — [`rtsp`] (wire format), [`sdp`], [`packetize`] (RTP/RTCP),
-//! [`auth`], [`clock`] (loop schedule) — and thin async shells: [`library`] (file cache),
+//! [`auth`], [`clock`] (loop schedule), [`damage`] — and thin async shells: [`library`] (file cache),
 //! [`camera`] (one paced broadcast per file), [`session`] (one task per connection).
 
 pub mod auth;
 pub mod camera;
 pub mod clock;
+pub mod damage;
 pub mod library;
 pub mod packetize;
 pub mod rtsp;

@@ -8,6 +8,7 @@
 
 use super::auth::Authenticator;
 use super::camera::{Cameras, LiveFrame, Timing};
+use super::damage::{Damage, Damager};
 use super::library::{Clip, Library};
 use super::packetize::{ntp_timestamp, put_interleaved_header, sender_report, RtpHeader, SenderReport, PAYLOAD_TYPE, RTP_HEADER_LEN};
 use super::rtsp::{self, parse_media_url, parse_transport, Incoming, Method, Request, Response, TransportRequest};
@@ -81,6 +82,8 @@ struct Session {
     ts_offset: u32,
     last_rtp_ts: Option<u32>,
     playing: Option<Playing>,
+    /// What this session's packets suffer on the way out, if the client asked for it.
+    damage: Option<Damager>,
     packet_count: u32,
     octet_count: u32,
     next_sr: Option<Instant>,
@@ -102,6 +105,9 @@ struct Connection {
     local: SocketAddr,
     writer: OwnedWriteHalf,
     session: Option<Session>,
+    /// The damage asked for in the last DESCRIBE (file, spec). Clients SETUP the control URL
+    /// built from Content-Base, which has no query, so the DESCRIBE's query carries over.
+    described_damage: Option<(String, Damage)>,
     rx: Option<broadcast::Receiver<Arc<LiveFrame>>>,
     /// The session's server RTCP socket, to notice receiver reports (they keep it alive).
     udp_rtcp: Option<Arc<UdpSocket>>,
@@ -121,6 +127,7 @@ pub(crate) async fn serve_connection(stream: TcpStream, shared: Arc<Shared>, mut
         local: SocketAddr::new(local.ip().to_canonical(), local.port()),
         writer,
         session: None,
+        described_damage: None,
         rx: None,
         udp_rtcp: None,
         last_activity: Instant::now(),
@@ -317,6 +324,11 @@ impl Connection {
             Ok(_) => return error(404, "DESCRIBE the presentation URL, not a track"),
             Err(e) => return error(404, e.to_string()),
         };
+        let damage = match Damage::from_url(req.uri.as_ref().expect("parse_media_url checked the URL")) {
+            Ok(d) => d,
+            Err(e) => return error(400, e.to_string()),
+        };
+        self.described_damage = damage.map(|d| (url.file.clone(), d));
         let clip = match self.shared.library.load(&url.file).await {
             Ok(c) => c,
             Err(e) => {
@@ -349,6 +361,11 @@ impl Connection {
         if !matches!(url.track, None | Some(0)) {
             return error(404, format!("{} has one track: trackID=0", url.file));
         }
+        let damage = match Damage::from_url(req.uri.as_ref().expect("parse_media_url checked the URL")) {
+            Ok(Some(d)) => Some(d),
+            Ok(None) => self.described_damage.as_ref().filter(|(file, _)| *file == url.file).map(|(_, d)| *d),
+            Err(e) => return error(400, e.to_string()),
+        };
         if let Some(s) = &self.session {
             return match req.session_id() {
                 Some(id) if id == s.id => error(455, "the stream is already set up in this session"),
@@ -411,11 +428,15 @@ impl Connection {
             ts_offset: 0,
             last_rtp_ts: None,
             playing: None,
+            damage: damage.map(Damager::new),
             packet_count: 0,
             octet_count: 0,
             next_sr: None,
         };
         tracing::info!(peer = %self.peer, session = %session.id, file = %session.clip.name, transport = %transport_header, "rtsp session set up");
+        if let Some(d) = &damage {
+            tracing::info!(peer = %self.peer, session = %session.id, damage = %d, "the session's stream is damaged on request");
+        }
         let session_header = session.header(self.shared.session_timeout);
         self.session = Some(session);
         Response::ok().header("Transport", transport_header).header("Session", session_header)
@@ -480,6 +501,9 @@ impl Connection {
         };
         s.playing = None;
         s.next_sr = None;
+        if let Some(d) = s.damage.as_mut() {
+            d.reset();
+        }
         let header = s.header(timeout);
         self.rx = None;
         Response::ok().header("Session", header)
@@ -491,6 +515,9 @@ impl Connection {
         }
         if let Some(s) = self.session.take() {
             tracing::info!(peer = %self.peer, session = %s.id, file = %s.clip.name, packets = s.packet_count, "rtsp teardown");
+            if let Some(d) = &s.damage {
+                tracing::info!(peer = %self.peer, session = %s.id, stats = ?d.stats(), "damage done");
+            }
         }
         self.rx = None;
         self.udp_rtcp = None;
@@ -520,37 +547,66 @@ impl Connection {
             playing.waiting_for_keyframe = false;
         }
         let timestamp = s.ts_offset.wrapping_add(frame.pts as u32);
-        let count = frame.payloads.len();
+        let mut count = frame.payloads.len();
         let mut payload_bytes = 0usize;
-        match &s.transport {
-            Transport::Tcp { rtp_channel, .. } => {
-                self.out.clear();
-                for (i, p) in frame.payloads.iter().enumerate() {
-                    put_interleaved_header(&mut self.out, *rtp_channel, RTP_HEADER_LEN + p.len());
-                    RtpHeader { marker: i + 1 == count, payload_type: PAYLOAD_TYPE, sequence: s.seq, timestamp, ssrc: s.ssrc }
-                        .write(&mut self.out);
-                    self.out.put_slice(p);
-                    s.seq = s.seq.wrapping_add(1);
-                    payload_bytes += p.len();
+        if let Some(d) = s.damage.as_mut() {
+            let first = RtpHeader { marker: false, payload_type: PAYLOAD_TYPE, sequence: s.seq, timestamp, ssrc: s.ssrc };
+            let (packets, used) = d.access_unit(&frame.payloads, first);
+            s.seq = s.seq.wrapping_add(used);
+            // The sender report counts what the sender numbered: losses happen "on the network".
+            count = usize::from(used);
+            payload_bytes = packets.iter().map(|p| p.len() - RTP_HEADER_LEN).sum();
+            match &s.transport {
+                Transport::Tcp { rtp_channel, .. } => {
+                    self.out.clear();
+                    for p in &packets {
+                        put_interleaved_header(&mut self.out, *rtp_channel, p.len());
+                        self.out.put_slice(p);
+                    }
+                    match timeout(WRITE_TIMEOUT, self.writer.write_all(&self.out)).await {
+                        Ok(r) => r?,
+                        Err(_) => return Err(io::Error::new(io::ErrorKind::TimedOut, "client is not reading")),
+                    }
                 }
-                // One write per frame: a keyframe is tens of packets.
-                match timeout(WRITE_TIMEOUT, self.writer.write_all(&self.out)).await {
-                    Ok(r) => r?,
-                    Err(_) => return Err(io::Error::new(io::ErrorKind::TimedOut, "client is not reading")),
+                Transport::Udp(u) => {
+                    for p in &packets {
+                        if let Err(e) = u.rtp.send_to(p, u.client_rtp).await {
+                            tracing::debug!(peer = %self.peer, error = %e, "udp send failed");
+                        }
+                    }
                 }
             }
-            Transport::Udp(u) => {
-                for (i, p) in frame.payloads.iter().enumerate() {
+        } else {
+            match &s.transport {
+                Transport::Tcp { rtp_channel, .. } => {
                     self.out.clear();
-                    RtpHeader { marker: i + 1 == count, payload_type: PAYLOAD_TYPE, sequence: s.seq, timestamp, ssrc: s.ssrc }
-                        .write(&mut self.out);
-                    self.out.put_slice(p);
-                    s.seq = s.seq.wrapping_add(1);
-                    payload_bytes += p.len();
-                    // UDP is fire-and-forget: a vanished client shows up as an RTCP/RTSP
-                    // timeout, not as a send error (ICMP errors are not reported on unconnected sockets).
-                    if let Err(e) = u.rtp.send_to(&self.out, u.client_rtp).await {
-                        tracing::debug!(peer = %self.peer, error = %e, "udp send failed");
+                    for (i, p) in frame.payloads.iter().enumerate() {
+                        put_interleaved_header(&mut self.out, *rtp_channel, RTP_HEADER_LEN + p.len());
+                        RtpHeader { marker: i + 1 == count, payload_type: PAYLOAD_TYPE, sequence: s.seq, timestamp, ssrc: s.ssrc }
+                            .write(&mut self.out);
+                        self.out.put_slice(p);
+                        s.seq = s.seq.wrapping_add(1);
+                        payload_bytes += p.len();
+                    }
+                    // One write per frame: a keyframe is tens of packets.
+                    match timeout(WRITE_TIMEOUT, self.writer.write_all(&self.out)).await {
+                        Ok(r) => r?,
+                        Err(_) => return Err(io::Error::new(io::ErrorKind::TimedOut, "client is not reading")),
+                    }
+                }
+                Transport::Udp(u) => {
+                    for (i, p) in frame.payloads.iter().enumerate() {
+                        self.out.clear();
+                        RtpHeader { marker: i + 1 == count, payload_type: PAYLOAD_TYPE, sequence: s.seq, timestamp, ssrc: s.ssrc }
+                            .write(&mut self.out);
+                        self.out.put_slice(p);
+                        s.seq = s.seq.wrapping_add(1);
+                        payload_bytes += p.len();
+                        // UDP is fire-and-forget: a vanished client shows up as an RTCP/RTSP
+                        // timeout, not as a send error (ICMP errors are not reported on unconnected sockets).
+                        if let Err(e) = u.rtp.send_to(&self.out, u.client_rtp).await {
+                            tracing::debug!(peer = %self.peer, error = %e, "udp send failed");
+                        }
                     }
                 }
             }
