@@ -357,3 +357,295 @@ fn decode_speed() {
         other => println!("ffmpeg not run: {other:?}"),
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// Damaged streams: truncated, bit-flipped and reordered access units, a file cut off
+// mid-stream. The damage is random but fixed by a seed, so a failure replays exactly.
+// ---------------------------------------------------------------------------------------
+
+/// SplitMix64, written out so that a seed means the same damage forever.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+
+    fn chance(&mut self, p: f64) -> bool {
+        ((self.next() >> 11) as f64 / (1u64 << 53) as f64) < p
+    }
+}
+
+/// The part of vtest.mkv the damage tests play: 20 GOPs of 20 frames.
+const DAMAGE_FRAMES: usize = 400;
+
+/// Frames whose luma is compared with the clean decode: each keyframe and one mid-GOP frame.
+fn compared(i: usize) -> bool {
+    i % 20 == 0 || i % 20 == 13
+}
+
+/// Luma MD5s of the clean decode of the compared frames, by source index.
+fn clean_md5s() -> &'static HashMap<usize, String> {
+    static CLEAN: std::sync::OnceLock<HashMap<usize, String>> = std::sync::OnceLock::new();
+    CLEAN.get_or_init(|| {
+        let t = track("vtest.mkv");
+        let idx = pts_index(&t);
+        let want: Vec<usize> = (0..DAMAGE_FRAMES).filter(|&i| compared(i)).collect();
+        let frames = t.frames[..DAMAGE_FRAMES].iter().map(|f| (f.pts_90k, f.keyframe, f.data.to_vec()));
+        let (out, stats, _) = run(&t.avcc, frames, &idx, &want);
+        assert_eq!(stats.decoded as usize, DAMAGE_FRAMES);
+        out.into_iter().filter_map(|o| Some((idx[&o.pts], o.md5?))).collect()
+    })
+}
+
+/// One access unit as the decoder gets it.
+struct Fed {
+    /// Index of the source frame it was made from.
+    index: usize,
+    pts: i64,
+    keyframe: bool,
+    data: Vec<u8>,
+    /// Damaged, or not where it belongs in decoding order.
+    disturbed: bool,
+}
+
+fn fed_clean(t: &H264Track, range: std::ops::Range<usize>, pts_offset: i64) -> Vec<Fed> {
+    range
+        .map(|i| {
+            let f = &t.frames[i];
+            Fed { index: i, pts: f.pts_90k + pts_offset, keyframe: f.keyframe, data: f.data.to_vec(), disturbed: false }
+        })
+        .collect()
+}
+
+/// What a damaged run did.
+#[derive(Debug)]
+struct Damaged {
+    stats: DecodeStats,
+    pictures: usize,
+    /// Source frames that had to come out (see [`decode_damaged`]) and did.
+    recovered: usize,
+    /// Pictures compared bit for bit with the clean decode.
+    compared: usize,
+}
+
+/// Decodes `fed` and checks what must hold whatever the damage: no panic (the test would
+/// fail), every error counted, and from each intact keyframe on — until the next disturbed
+/// access unit in decoding order — every picture is there and identical to the clean decode.
+/// (The last picture before a disturbance may be lost: with hold-back, the picture still
+/// inside openh264 when an access unit fails is not trusted.)
+fn decode_damaged(t: &H264Track, fed: &[Fed]) -> Damaged {
+    let clean = clean_md5s();
+    let index_of: HashMap<i64, usize> = fed.iter().map(|f| (f.pts, f.index)).collect();
+    let mut dec = Decoder::new();
+    let mut out: Vec<(i64, Option<String>)> = Vec::new();
+    let mut record = |f: &Frame<'_>| {
+        let i = index_of.get(&f.pts).copied();
+        out.push((f.pts, i.filter(|&i| compared(i)).map(|_| y_md5(f))));
+    };
+    dec.set_avcc(&t.avcc, &mut record).unwrap();
+    let mut returned = 0;
+    for f in fed {
+        returned += usize::from(dec.decode(&f.data, f.pts, f.keyframe, &mut record).is_err());
+    }
+    dec.flush(&mut record);
+    let stats = dec.stats();
+    // (A failed flush is counted without being returned: there is no access unit to blame.)
+    assert!(stats.errors as usize >= returned, "every error returned is counted: {stats:?}, {returned} returned");
+    assert_eq!(stats.decoded as usize, out.len());
+    assert!(out.len() <= fed.len(), "more pictures than access units");
+
+    // Intact runs in decoding order: (pts that must come out, pts that may be lost).
+    let (mut must, mut may_lose) = (Vec::new(), Vec::new());
+    let mut in_run = false;
+    for f in fed {
+        if f.disturbed {
+            if in_run {
+                may_lose.extend(must.pop());
+            }
+            in_run = false;
+        } else if f.keyframe || in_run {
+            in_run = true;
+            must.push(f.pts);
+        }
+    }
+    let got: HashMap<i64, &Option<String>> = out.iter().map(|(p, m)| (*p, m)).collect();
+    for p in &must {
+        assert!(got.contains_key(p), "frame {} (pts {p}) of an intact run is missing; {stats:?}", index_of[p]);
+    }
+    let mut compared_n = 0;
+    for p in must.iter().chain(&may_lose) {
+        let i = index_of[p];
+        if let (Some(Some(md5)), true) = (got.get(p), compared(i)) {
+            assert_eq!(Some(md5), clean.get(&i), "frame {i} after resync differs from the clean decode; {stats:?}");
+            compared_n += 1;
+        }
+    }
+    Damaged { stats, pictures: out.len(), recovered: must.len(), compared: compared_n }
+}
+
+/// Cuts an access unit at `keep` bytes. `reframe`: the last NAL unit's length is corrected
+/// (what an RTP depacketizer delivers when a packet's end is lost); otherwise the AVCC
+/// length runs past the end (a file cut off inside a block).
+fn cut(au: &[u8], keep: usize, reframe: bool) -> Vec<u8> {
+    if !reframe {
+        return au[..keep].to_vec();
+    }
+    let mut out = Vec::new();
+    let mut offset = 0;
+    for nal in h264::avcc_nals(au, 4).map(Result::unwrap) {
+        let room = keep.saturating_sub(offset + 4);
+        if room == 0 {
+            break;
+        }
+        h264::push_length_prefixed(&nal[..room.min(nal.len())], 4, &mut out).unwrap();
+        offset += 4 + nal.len();
+    }
+    out
+}
+
+#[test]
+fn truncated_access_units_are_counted_and_decoding_recovers_bit_exact_at_the_next_keyframe() {
+    let t = track("vtest.mkv");
+    let mut rng = Rng(1);
+    let mut fed = fed_clean(&t, 0..DAMAGE_FRAMES, 0);
+    let mut hit = 0;
+    for f in fed.iter_mut().skip(1) {
+        // Keyframes too: about one in ten of everything.
+        if rng.chance(0.1) {
+            let keep = 1 + rng.below(f.data.len() - 1);
+            f.data = cut(&f.data, keep, rng.chance(0.5));
+            f.disturbed = true;
+            hit += 1;
+        }
+    }
+    let d = decode_damaged(&t, &fed);
+    eprintln!("truncated {hit} of {DAMAGE_FRAMES} access units: {d:?}");
+    assert!(d.stats.errors >= 10 && d.stats.resyncs >= 5, "{d:?}");
+    assert!(d.recovered >= 100 && d.compared >= 10, "{d:?}");
+}
+
+#[test]
+fn bit_flipped_access_units_are_counted_and_decoding_recovers_bit_exact_at_the_next_keyframe() {
+    let t = track("vtest.mkv");
+    let mut rng = Rng(2);
+    let mut fed = fed_clean(&t, 0..DAMAGE_FRAMES, 0);
+    let mut flips = 0;
+    for f in fed.iter_mut().skip(1) {
+        if !rng.chance(0.08) {
+            continue;
+        }
+        // About one bit in 4000 of the NAL units (headers included, framing spared, as an RTP
+        // payload would be hit), at least one.
+        let mut nals: Vec<Vec<u8>> = h264::avcc_nals(&f.data, 4).map(|n| n.unwrap().to_vec()).collect();
+        let bits: usize = nals.iter().map(|n| n.len() * 8).sum();
+        let n = 1 + bits / 4000;
+        for _ in 0..n {
+            let mut at = rng.below(bits);
+            for nal in nals.iter_mut() {
+                if at < nal.len() * 8 {
+                    nal[at / 8] ^= 1 << (at % 8);
+                    break;
+                }
+                at -= nal.len() * 8;
+            }
+        }
+        flips += n;
+        f.data.clear();
+        for nal in &nals {
+            h264::push_length_prefixed(nal, 4, &mut f.data).unwrap();
+        }
+        f.disturbed = true;
+    }
+    let d = decode_damaged(&t, &fed);
+    eprintln!("{flips} bits flipped: {d:?}");
+    // openh264 conceals some damage without an error; most keyframes hit still fail.
+    assert!(d.stats.errors >= 3 && d.stats.resyncs >= 3, "{d:?}");
+    assert!(d.recovered >= 100 && d.compared >= 10, "{d:?}");
+}
+
+#[test]
+fn reordered_access_units_are_counted_and_decoding_recovers_bit_exact_at_the_next_keyframe() {
+    let t = track("vtest.mkv");
+    let mut rng = Rng(3);
+    let mut fed = fed_clean(&t, 0..DAMAGE_FRAMES, 0);
+    let mut swaps = 0;
+    let mut i = 1;
+    while i + 1 < fed.len() {
+        if rng.chance(0.05) {
+            fed.swap(i, i + 1);
+            fed[i].disturbed = true;
+            fed[i + 1].disturbed = true;
+            swaps += 1;
+            i += 2;
+        } else {
+            i += 1;
+        }
+    }
+    let d = decode_damaged(&t, &fed);
+    eprintln!("{swaps} neighbours swapped: {d:?}");
+    assert!(d.stats.errors >= swaps as u64 / 2 && d.stats.resyncs >= 3, "{d:?}");
+    assert!(d.recovered >= 100 && d.compared >= 10, "{d:?}");
+}
+
+#[test]
+fn a_file_cut_off_mid_stream_then_played_again_recovers_bit_exact() {
+    let t = track("vtest.mkv");
+    let data = std::fs::read(media("vtest.mkv")).unwrap();
+    // Cut inside the block of frame 150 (mid GOP): the demuxer yields the whole frames before it.
+    let half = &t.frames[150];
+    let keep = half.data.len() / 2;
+    let cut_at = data.windows(64).position(|w| w == &half.data[..64]).unwrap() + keep;
+    let prefix = mkv::read_h264_track(&data[..cut_at]).expect("a cut file still demuxes");
+    assert_eq!(prefix.frames.len(), 150);
+    assert!(prefix.frames.iter().zip(&t.frames).all(|(a, b)| a == b), "what it yields is the file's own frames");
+    // The decoder gets those, the half block the cut left (as a reader streaming the file
+    // would), and then the file again from the top, as a looping camera serves it.
+    let mut fed = fed_clean(&t, 0..150, 0);
+    fed.push(Fed { index: 150, pts: half.pts_90k, keyframe: false, data: cut(&half.data, keep, false), disturbed: true });
+    let again = t.frames[DAMAGE_FRAMES - 1].pts_90k + 9000;
+    fed.extend(fed_clean(&t, 0..DAMAGE_FRAMES, again));
+    let d = decode_damaged(&t, &fed);
+    eprintln!("cut off mid-stream: {d:?}");
+    assert_eq!((d.stats.errors, d.stats.resyncs), (1, 1), "{d:?}");
+    assert_eq!(d.pictures, 150 + DAMAGE_FRAMES, "everything but the cut frame decodes: {d:?}");
+}
+
+#[test]
+fn access_units_without_a_picture_leave_the_times_of_later_pictures_alone() {
+    // Parameter sets in an access unit of their own (some cameras send them so), or nothing
+    // left of an access unit after a truncation: openh264 gives no picture and no error. The
+    // pictures after them must still carry their own access unit's time.
+    let t = track("vtest.mkv");
+    let idx = pts_index(&t);
+    let mut params_only = Vec::new();
+    for ps in t.sps.iter().chain(&t.pps) {
+        h264::push_length_prefixed(ps, 4, &mut params_only).unwrap();
+    }
+    let mut frames = Vec::new();
+    for (i, f) in t.frames[..45].iter().enumerate() {
+        match i {
+            10 => frames.push((f.pts_90k - 4500, false, params_only.clone())),
+            25 => frames.push((f.pts_90k - 4500, false, Vec::new())),
+            _ => {}
+        }
+        frames.push((f.pts_90k, f.keyframe, f.data.to_vec()));
+    }
+    let (out, stats, errors) = run(&t.avcc, frames, &idx, &[13, 40]);
+    assert_eq!((errors, stats.decoded), (0, 45), "{stats:?}");
+    let pts: Vec<i64> = out.iter().map(|o| o.pts).collect();
+    let src: Vec<i64> = t.frames[..45].iter().map(|f| f.pts_90k).collect();
+    assert_eq!(pts, src, "each picture with its own time");
+    let clean = clean_md5s();
+    for o in out.iter().filter(|o| o.md5.is_some()) {
+        assert_eq!(o.md5.as_ref(), clean.get(&idx[&o.pts]), "picture at {}", o.pts);
+    }
+}

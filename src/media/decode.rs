@@ -281,11 +281,19 @@ impl Decoder {
             // Not the order the SPS promised: hold pictures back from now on.
             self.reorder_seen = true;
         }
+        let immediate = self.immediate && !self.reorder_seen;
+        if immediate {
+            // Nothing is held back in this mode, so a time still pending belongs to an access
+            // unit that gave no picture (no slice left after a truncation, only parameter
+            // sets, one openh264 swallowed). Kept, it would be given to the next picture and
+            // every later one would carry its predecessor's time, for good.
+            self.pending.clear();
+        }
         self.pending.push_back(pts);
         if self.pending.len() > MAX_PENDING {
             pop_min(&mut self.pending);
         }
-        let flush = if self.immediate && !self.reorder_seen { Flush::Flush } else { Flush::NoFlush };
+        let flush = if immediate { Flush::Flush } else { Flush::NoFlush };
         let Decoder { inner, pending, stats, annexb, last_pts, .. } = self;
         let Some(dec) = inner.as_mut() else { return Ok(()) };
         let result = match dec.decode_with_options(annexb, DecodeOptions::new().flush_after_decode(flush)) {
