@@ -649,3 +649,49 @@ fn access_units_without_a_picture_leave_the_times_of_later_pictures_alone() {
         assert_eq!(o.md5.as_ref(), clean.get(&idx[&o.pts]), "picture at {}", o.pts);
     }
 }
+
+#[test]
+fn bit_flips_in_parameter_sets_never_take_the_decoder_down_and_good_ones_bring_it_back() {
+    // A flipped bit in an in-band SPS or PPS that still parses changes the sequence: sizes,
+    // reference counts, entropy coding. openh264 must survive whatever it says, and the next
+    // keyframe with good parameter sets must decode exactly as in the clean stream.
+    let t = track("vtest.mkv");
+    let idx = pts_index(&t);
+    let clean = clean_md5s();
+    let mut rng = Rng(4);
+    let (mut failed, mut cases) = (0, 0);
+    for case in 0..60 {
+        let (mut sps, mut pps) = (t.sps[0].clone(), t.pps[0].clone());
+        let target = if case % 2 == 0 { &mut sps } else { &mut pps };
+        for _ in 0..1 + rng.below(3) {
+            // Spare the NAL header: a different NAL type is another test.
+            let bit = 8 + rng.below((target.len() - 1) * 8);
+            target[bit / 8] ^= 1 << (bit % 8);
+        }
+        let with = |params: [&[u8]; 2], f: &mkv::EncodedFrame| {
+            let mut data = Vec::new();
+            for ps in params {
+                h264::push_length_prefixed(ps, 4, &mut data).unwrap();
+            }
+            data.extend_from_slice(&f.data);
+            data
+        };
+        let frames = t.frames[..25].iter().enumerate().map(|(i, f)| {
+            let data = match i {
+                0 => with([&sps, &pps], f),
+                20 => with([&t.sps[0], &t.pps[0]], f),
+                _ => f.data.to_vec(),
+            };
+            (f.pts_90k, f.keyframe, data)
+        });
+        let (out, stats, _) = run(&t.avcc, frames, &idx, &[20]);
+        let back: Vec<usize> = out.iter().map(|o| idx[&o.pts]).filter(|&i| i >= 20).collect();
+        assert_eq!(back, (20..25).collect::<Vec<_>>(), "case {case}: {stats:?}");
+        let key = out.iter().find(|o| o.pts == t.frames[20].pts_90k).unwrap();
+        assert_eq!(key.md5.as_ref(), clean.get(&20), "case {case}");
+        failed += usize::from(stats.errors > 0);
+        cases += 1;
+    }
+    eprintln!("{failed} of {cases} damaged parameter sets made the decoder fail");
+    assert!(failed > cases / 4, "{failed} of {cases}: the damage hardly mattered?");
+}

@@ -19,6 +19,12 @@ use std::time::{Duration, SystemTime};
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// With no frame for this long the session is considered dead and reopened.
 const STALL_TIMEOUT: Duration = Duration::from_secs(15);
+/// Damaged packets are logged at most this often per session (with running totals).
+const LOG_DAMAGE_EVERY: Duration = Duration::from_secs(10);
+/// Packet errors in a row, with no frame between them, after which the session is given up:
+/// a camera that changed its SSRC, say, fails every packet and would otherwise only be
+/// noticed by the stall timeout.
+const MAX_ERRORS_WITHOUT_FRAME: u32 = 100;
 /// A session that streamed this long resets the reconnect backoff.
 const HEALTHY_AFTER: Duration = Duration::from_secs(30);
 
@@ -138,14 +144,25 @@ async fn session(settings: &Settings, feeder: &Feeder, events: &Events, subject:
     // The first frame's RTP time is pinned to the wall clock; later frames follow
     // the camera's media clock, so the timeline has no arrival jitter.
     let mut origin: Option<(i64, i64)> = None;
+    // The stall deadline counts from the last frame, not the last item: a camera whose
+    // every packet is damaged (or that sends only RTCP) is as dead as a silent one.
+    let mut last_frame = tokio::time::Instant::now();
+    let mut damage = PacketErrors::default();
     loop {
-        let item = match tokio::time::timeout(STALL_TIMEOUT, demuxed.next()).await {
+        let item = match tokio::time::timeout_at(last_frame + STALL_TIMEOUT, demuxed.next()).await {
             Err(_) => return Err(SourceError::Network(format!("no media for {} s", STALL_TIMEOUT.as_secs()))),
             Ok(None) => return Ok(()),
+            // A damaged packet costs its access unit, not the session: retina drops what it
+            // could not depacketize and goes on with the next packet, and the decoder
+            // resyncs at the next keyframe. Reconnecting instead (with backoff) turned every
+            // corrupt or out-of-order packet into seconds without any video.
+            Ok(Some(Err(e))) if is_packet_error(&e) && damage.tolerate(&e, subject) => continue,
             Ok(Some(Err(e))) => return Err(e.into()),
             Ok(Some(Ok(item))) => item,
         };
         let CodecItem::VideoFrame(frame) = item else { continue };
+        last_frame = tokio::time::Instant::now();
+        damage.since_frame = 0;
         if params.is_none() || frame.has_new_parameters() {
             if let Some(ParametersRef::Video(v)) = demuxed.streams()[frame.stream_id()].parameters() {
                 let (width, height) = v.pixel_dimensions();
@@ -168,6 +185,40 @@ async fn session(settings: &Settings, feeder: &Feeder, events: &Events, subject:
         if !feeder.is_connected() {
             return Ok(());
         }
+    }
+}
+
+/// Whether retina failed on one packet (bad RTP header, sequence going back on TCP, an
+/// access unit it cannot depacketize) rather than on the connection. retina's errors are
+/// opaque; its per-packet errors are the ones that name the packet (`pkt: …`), and retina
+/// restores its state after them so that the stream can be polled on.
+fn is_packet_error(e: &retina::Error) -> bool {
+    e.status_code().is_none() && e.to_string().contains("\npkt: ")
+}
+
+/// Damaged packets of one session, logged with running totals at most every [`LOG_DAMAGE_EVERY`].
+#[derive(Default)]
+struct PacketErrors {
+    count: u64,
+    /// Since the last frame.
+    since_frame: u32,
+    last_log: Option<tokio::time::Instant>,
+}
+
+impl PacketErrors {
+    /// Counts a packet error; false when there were too many in a row to go on.
+    fn tolerate(&mut self, e: &retina::Error, subject: &Subject) -> bool {
+        self.count += 1;
+        self.since_frame += 1;
+        if self.since_frame > MAX_ERRORS_WITHOUT_FRAME {
+            return false;
+        }
+        if self.last_log.is_none_or(|t| t.elapsed() >= LOG_DAMAGE_EVERY) {
+            self.last_log = Some(tokio::time::Instant::now());
+            let first_line = e.to_string().lines().next().unwrap_or_default().to_owned();
+            tracing::warn!(instance = %subject.instance, packets = self.count, last = %first_line, "damaged RTP packets skipped");
+        }
+        true
     }
 }
 
