@@ -16,6 +16,22 @@
 
 use serde::{Deserialize, Serialize};
 
+pub mod encoding;
+pub mod fragmenter;
+pub mod index;
+pub mod names;
+pub mod recover;
+pub mod retention;
+pub mod scan;
+pub mod spans;
+pub mod store;
+pub mod writer;
+
+pub use recover::RecoveryReport;
+pub use retention::{Deleted, Reason, RetentionReport};
+pub use store::{StoreLimits, VideoStore};
+pub use writer::{EndReason, SegmentWriter, Written};
+
 /// Nanoseconds since the Unix epoch (UTC wall clock of the media).
 pub type Nanos = i64;
 

@@ -1,0 +1,272 @@
+//! VideoStore: the handle every writer, reader and the retention task share (index, video directories, writer claims, leases).
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
+
+use super::index::{Index, VideoRecord};
+use super::names;
+use super::recover::{self, RecoveryReport};
+pub use super::retention::StoreLimits;
+use super::retention::{self, RetentionReport, VideoView};
+use super::writer::SegmentWriter;
+use super::{Catalog, Lease, Nanos, Segment, Span, StoreError, VideoSettings, VideoSummary};
+
+/// The video store. Cheap to clone; all clones share one index.
+#[derive(Clone)]
+pub struct VideoStore {
+    inner: Arc<Inner>,
+}
+
+type LeaseTable = Arc<Mutex<HashMap<(String, u64), u32>>>;
+
+struct Inner {
+    index: Index,
+    limits: StoreLimits,
+    videos: RwLock<HashMap<String, VideoRecord>>,
+    /// Videos with a writer, and the segment it has open.
+    writers: Mutex<HashMap<String, Option<u64>>>,
+    leases: LeaseTable,
+    recovery: RecoveryReport,
+}
+
+fn poisoned<T>(_: T) -> StoreError {
+    StoreError::Index("a thread panicked while holding the store's state".into())
+}
+
+impl VideoStore {
+    /// Opens (or creates) the index in `index_dir` and recovers what a crash left (see
+    /// [`recover`](super::recover)). sled locks the directory: one process at a time.
+    pub fn open(index_dir: &Path, limits: StoreLimits) -> Result<VideoStore, StoreError> {
+        let index = Index::open(index_dir)?;
+        let videos = index.videos()?;
+        let mut recovery = RecoveryReport::default();
+        recover::recover(&index, &videos, &mut recovery)?;
+        for p in &recovery.problems {
+            tracing::warn!(problem = %p, "video store recovery");
+        }
+        Ok(VideoStore {
+            inner: Arc::new(Inner {
+                index,
+                limits,
+                videos: RwLock::new(videos.into_iter().collect()),
+                writers: Mutex::new(HashMap::new()),
+                leases: Arc::default(),
+                recovery,
+            }),
+        })
+    }
+
+    /// What recovery found at open.
+    pub fn recovery(&self) -> &RecoveryReport {
+        &self.inner.recovery
+    }
+
+    pub fn limits(&self) -> &StoreLimits {
+        &self.inner.limits
+    }
+
+    /// Creates video `name` with its files in `cache_dir/name`, unless it exists. Settings
+    /// apply only at creation (like AVA's videoCreationProperties); the settings in effect
+    /// are returned. Another `cache_dir` for an existing video is refused.
+    pub fn ensure_video(&self, name: &str, cache_dir: &Path, settings: VideoSettings) -> Result<VideoSettings, StoreError> {
+        names::validate_video_name(name)?;
+        if settings.segment_length <= 0 {
+            return Err(StoreError::Invalid(format!("video '{name}': segment length must be positive")));
+        }
+        if settings.retention.is_some_and(|r| r <= 0) {
+            return Err(StoreError::Invalid(format!("video '{name}': retention period must be positive")));
+        }
+        let dir = cache_dir.join(name);
+        std::fs::create_dir_all(&dir).map_err(|source| StoreError::Io { path: dir.clone(), source })?;
+        let dir = dir.canonicalize().map_err(|source| StoreError::Io { path: dir.clone(), source })?;
+        let rec = self.inner.index.create_video(name, &VideoRecord { dir: dir.clone(), settings })?;
+        if rec.dir != dir {
+            return Err(StoreError::Invalid(format!(
+                "video '{name}' is stored in {}; it cannot be recorded into {}",
+                rec.dir.display(),
+                dir.display()
+            )));
+        }
+        let settings = rec.settings.clone();
+        self.inner.videos.write().map_err(poisoned)?.insert(name.to_string(), rec);
+        Ok(settings)
+    }
+
+    /// The directory holding a video's segment files.
+    pub fn video_dir(&self, name: &str) -> Option<PathBuf> {
+        self.inner.videos.read().ok()?.get(name).map(|r| r.dir.clone())
+    }
+
+    /// A video's settings (as created).
+    pub fn settings(&self, name: &str) -> Option<VideoSettings> {
+        self.inner.videos.read().ok()?.get(name).map(|r| r.settings.clone())
+    }
+
+    /// The writer of an existing video; [`StoreError::Busy`] while another one lives.
+    pub fn writer(&self, video: &str) -> Result<SegmentWriter, StoreError> {
+        let rec = self
+            .inner
+            .videos
+            .read()
+            .map_err(poisoned)?
+            .get(video)
+            .cloned()
+            .ok_or_else(|| StoreError::Invalid(format!("video '{video}' does not exist")))?;
+        let mut writers = self.inner.writers.lock().map_err(poisoned)?;
+        if writers.contains_key(video) {
+            return Err(StoreError::Busy(video.to_string()));
+        }
+        writers.insert(video.to_string(), None);
+        drop(writers);
+        Ok(SegmentWriter::new(self.clone(), video.to_string(), rec.dir, rec.settings.segment_length))
+    }
+
+    /// Deletes what the retention rules say (see [`retention`](super::retention)), with the
+    /// free space of the videos' file systems from statvfs.
+    pub fn enforce_retention(&self, now: Nanos) -> Result<RetentionReport, StoreError> {
+        self.enforce_retention_with(now, &retention::free_space)
+    }
+
+    /// [`enforce_retention`](Self::enforce_retention) with free space from `free` (for tests and simulations).
+    pub fn enforce_retention_with(&self, now: Nanos, free: &dyn Fn(&Path) -> Option<u64>) -> Result<RetentionReport, StoreError> {
+        let writing = self.inner.writers.lock().map_err(poisoned)?.clone();
+        let mut views: Vec<VideoView> = self
+            .inner
+            .videos
+            .read()
+            .map_err(poisoned)?
+            .iter()
+            .map(|(name, rec)| VideoView {
+                name: name.clone(),
+                dir: rec.dir.clone(),
+                retention: rec.settings.retention,
+                max_bytes: rec.settings.max_bytes,
+                writing: writing.get(name).copied().flatten(),
+            })
+            .collect();
+        views.sort_by(|a, b| a.name.cmp(&b.name));
+        let leases = &self.inner.leases;
+        let is_leased = |video: &str, id: u64| leases.lock().is_ok_and(|l| l.contains_key(&(video.to_string(), id)));
+        // Leases are checked again while the entries are removed, under the lease lock, so
+        // a reader that leased after the plan keeps its segment.
+        let remove = |video: &str, ids: &[u64]| -> Result<Vec<Segment>, StoreError> {
+            let table = leases.lock().map_err(poisoned)?;
+            let free_ids: Vec<u64> = ids.iter().copied().filter(|id| !table.contains_key(&(video.to_string(), *id))).collect();
+            self.inner.index.remove_segments(video, &free_ids)
+        };
+        let report = retention::apply(&self.inner.index, &views, now, &self.inner.limits, free, &is_leased, &remove)?;
+        if report.below_floor {
+            tracing::warn!(free = ?report.free_bytes, floor = self.inner.limits.min_free_bytes, "video store below its free-space floor");
+        }
+        Ok(report)
+    }
+
+    /// Bytes the index takes on disk.
+    pub fn index_bytes(&self) -> Result<u64, StoreError> {
+        self.inner.index.size_on_disk()
+    }
+
+    /// Makes every index change durable (writers do it when they close).
+    pub fn flush(&self) -> Result<(), StoreError> {
+        self.inner.index.flush()
+    }
+
+    pub(crate) fn index(&self) -> &Index {
+        &self.inner.index
+    }
+
+    pub(crate) fn set_writing(&self, video: &str, segment: Option<u64>) {
+        if let Ok(mut w) = self.inner.writers.lock() {
+            if let Some(slot) = w.get_mut(video) {
+                *slot = segment;
+            }
+        }
+    }
+
+    pub(crate) fn release_writer(&self, video: &str) {
+        if let Ok(mut w) = self.inner.writers.lock() {
+            w.remove(video);
+        }
+    }
+
+    fn known(&self, video: &str) -> Result<bool, StoreError> {
+        Ok(self.inner.videos.read().map_err(poisoned)?.contains_key(video))
+    }
+}
+
+struct LeaseGuard {
+    table: LeaseTable,
+    keys: Vec<(String, u64)>,
+}
+
+impl Drop for LeaseGuard {
+    fn drop(&mut self) {
+        let Ok(mut t) = self.table.lock() else { return };
+        for k in &self.keys {
+            if let Some(n) = t.get_mut(k) {
+                *n -= 1;
+                if *n == 0 {
+                    t.remove(k);
+                }
+            }
+        }
+    }
+}
+
+impl Catalog for VideoStore {
+    fn videos(&self) -> Result<Vec<VideoSummary>, StoreError> {
+        let mut records: Vec<(String, VideoRecord)> =
+            self.inner.videos.read().map_err(poisoned)?.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        records.sort_by(|a, b| a.0.cmp(&b.0));
+        let writers = self.inner.writers.lock().map_err(poisoned)?.clone();
+        let mut out = Vec::with_capacity(records.len());
+        for (name, rec) in records {
+            let meta = self.inner.index.meta(&name)?;
+            let bounds = self.inner.index.span_bounds(&name)?;
+            out.push(VideoSummary {
+                title: rec.settings.title,
+                description: rec.settings.description,
+                start: bounds.map(|b| b.start),
+                end: bounds.map(|b| b.end),
+                bytes: meta.bytes,
+                segments: meta.segments,
+                live: writers.get(&name).is_some_and(Option::is_some),
+                name,
+            });
+        }
+        Ok(out)
+    }
+
+    fn segments(&self, video: &str, start: Nanos, end: Nanos) -> Result<Option<Vec<Segment>>, StoreError> {
+        if !self.known(video)? {
+            return Ok(None);
+        }
+        if end <= start {
+            return Ok(Some(Vec::new()));
+        }
+        self.inner.index.segments_overlapping(video, start, end).map(Some)
+    }
+
+    fn ranges(&self, video: &str, start: Nanos, end: Nanos) -> Result<Option<Vec<Span>>, StoreError> {
+        if !self.known(video)? {
+            return Ok(None);
+        }
+        self.inner.index.spans(video, start, end).map(Some)
+    }
+
+    fn segment_path(&self, segment: &Segment) -> PathBuf {
+        // An unknown video has no directory: a bare file name that opens nothing.
+        self.video_dir(&segment.video).unwrap_or_default().join(&segment.file)
+    }
+
+    fn lease(&self, segments: &[Segment]) -> Lease {
+        let keys: Vec<(String, u64)> = segments.iter().map(|s| (s.video.clone(), s.id)).collect();
+        if let Ok(mut t) = self.inner.leases.lock() {
+            for k in &keys {
+                *t.entry(k.clone()).or_insert(0) += 1;
+            }
+        }
+        Lease(Box::new(LeaseGuard { table: self.inner.leases.clone(), keys }))
+    }
+}

@@ -1,0 +1,352 @@
+//! SegmentWriter: records one video's samples into segment files (write, fsync, then index), starting a new file on length, parameter change or gap.
+//!
+//! A new segment starts at the first keyframe after `segment_length`, when the stream's
+//! parameters (avcC) change (one MP4 holds one sample description), and after a gap: a
+//! sample whose wall time jumps more than [`GAP_TOLERANCE`] forward or backward from the
+//! latest one (camera clock jumps, reconnects). A gap ends a file but not the video: its
+//! segments continue under the same name, and the ranges show the hole. Smaller backward
+//! steps (B-frame order, clock slew) stay in the file with decode times nudged forward.
+//!
+//! Per fragment: `write_all`, `sync_data`, then the index. The index therefore never
+//! points at bytes that are not on disk; what a crash leaves after the last index write
+//! is recovered from the file at the next open.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use super::encoding::id_start;
+use super::fragmenter::{Flush, Fragmenter};
+use super::names;
+use super::recover::add_moof;
+use super::scan::Moof;
+use super::store::VideoStore;
+use super::{Fragment, Nanos, Segment, StoreError, GAP_TOLERANCE};
+use crate::media::mp4::{Fmp4Writer, Mp4Error, VideoParams as Mp4Params};
+use crate::runtime::packet::{VideoParams, VideoSample};
+
+/// Nominal last-frame duration when nothing tells it (25 fps).
+const DEFAULT_FRAME_90K: u32 = 3600;
+
+/// How many ids after a taken one are tried (two segments starting in the same millisecond
+/// only happen after a clock jump back onto recorded time).
+const ID_TRIES: u64 = 1000;
+
+/// Why a segment ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EndReason {
+    /// `segment_length` reached: the next segment continues without a gap.
+    Length,
+    /// The stream's parameters changed.
+    Parameters,
+    /// The wall clock jumped (or the stream paused) by more than the gap tolerance.
+    Gap,
+    /// The writer was closed.
+    Closed,
+    /// A write failed; the segment keeps what was durable before.
+    Failed,
+}
+
+/// What a push made happen, in order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Written {
+    /// A segment file exists and is indexed (still without media).
+    SegmentStarted { id: u64, path: PathBuf, start: Nanos },
+    /// Media is durable and indexed up to the end of this fragment. A GOP longer than
+    /// 2 s is written in several parts; its fragment is reported again as it grows.
+    Fragment { id: u64, fragment: Fragment },
+    /// A segment is finished.
+    SegmentClosed { id: u64, path: PathBuf, end: Nanos, reason: EndReason },
+}
+
+struct Open {
+    seg: Segment,
+    path: PathBuf,
+    file: Fmp4Writer<File>,
+    params: Arc<VideoParams>,
+    fragmenter: Fragmenter,
+    /// Decode time of the file's first frame (tfdt counts from it).
+    first_dts: Option<i64>,
+    first_wall: Nanos,
+    /// Latest wall time seen: gaps are measured from it.
+    high_wall: Nanos,
+}
+
+/// Records one video. One writer per video at a time ([`VideoStore::writer`]); dropping it
+/// closes the segment (errors then only logged) and frees the video for another writer.
+pub struct SegmentWriter {
+    store: VideoStore,
+    video: String,
+    dir: PathBuf,
+    segment_length: Nanos,
+    current: Option<Open>,
+    dropped: u64,
+    closed: bool,
+}
+
+fn io_at(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
+    move |source| StoreError::Io { path: path.to_path_buf(), source }
+}
+
+fn mp4_err(path: &Path, e: Mp4Error) -> StoreError {
+    match e {
+        Mp4Error::Io(source) => StoreError::Io { path: path.to_path_buf(), source },
+        other => StoreError::Invalid(format!("{}: {other}", path.display())),
+    }
+}
+
+impl SegmentWriter {
+    pub(crate) fn new(store: VideoStore, video: String, dir: PathBuf, segment_length: Nanos) -> Self {
+        SegmentWriter { store, video, dir, segment_length, current: None, dropped: 0, closed: false }
+    }
+
+    pub fn video(&self) -> &str {
+        &self.video
+    }
+
+    /// Samples dropped while waiting for a keyframe (at the start and after each gap).
+    pub fn dropped(&self) -> u64 {
+        self.dropped
+    }
+
+    /// The segment being written, as indexed.
+    pub fn segment(&self) -> Option<&Segment> {
+        self.current.as_ref().map(|o| &o.seg)
+    }
+
+    /// Records a sample; returns what became durable or started. After an error the
+    /// current segment is ended (keeping its durable part) and recording resumes at the
+    /// next keyframe.
+    pub fn push(&mut self, v: &VideoSample) -> Result<Vec<Written>, StoreError> {
+        if self.closed {
+            return Err(StoreError::Invalid(format!("the writer of video '{}' is closed", self.video)));
+        }
+        if names::id_for(v.wall).is_none() {
+            return Err(StoreError::Invalid(format!("sample wall time {} ns is outside 1970..9999", v.wall)));
+        }
+        let mut out = Vec::new();
+        if let Some(cur) = &self.current {
+            let reason = if !same_params(&cur.params, &v.params) {
+                Some(EndReason::Parameters)
+            } else if v.wall > cur.high_wall.saturating_add(GAP_TOLERANCE) || v.wall < cur.high_wall.saturating_sub(GAP_TOLERANCE) {
+                Some(EndReason::Gap)
+            } else if v.keyframe && v.wall.saturating_sub(cur.first_wall) >= self.segment_length {
+                Some(EndReason::Length)
+            } else {
+                None
+            };
+            if let Some(reason) = reason {
+                // Across a length split the stream continues: the next sample fixes the
+                // last frame's duration exactly.
+                let next = (reason == EndReason::Length).then_some(v.wall);
+                self.end_segment(reason, next, &mut out)?;
+            }
+        }
+        if self.current.is_none() {
+            if !v.keyframe {
+                self.dropped += 1;
+                return Ok(out);
+            }
+            self.start_segment(v, &mut out)?;
+        }
+        let Some(cur) = self.current.as_mut() else { return Ok(out) };
+        cur.high_wall = cur.high_wall.max(v.wall);
+        if let Some(flush) = cur.fragmenter.push(v) {
+            self.write(flush, &mut out)?;
+        }
+        Ok(out)
+    }
+
+    /// Writes the pending GOP, syncs and closes the segment; the writer accepts nothing after.
+    pub fn close(mut self) -> Result<Vec<Written>, StoreError> {
+        self.close_inner()
+    }
+
+    fn close_inner(&mut self) -> Result<Vec<Written>, StoreError> {
+        self.closed = true;
+        let mut out = Vec::new();
+        let ended = self.end_segment(EndReason::Closed, None, &mut out);
+        self.store.set_writing(&self.video, None);
+        ended?;
+        self.store.index().flush()?;
+        Ok(out)
+    }
+
+    fn start_segment(&mut self, v: &VideoSample, out: &mut Vec<Written>) -> Result<(), StoreError> {
+        let params = Mp4Params::from_avcc(v.params.avcc.to_vec(), DEFAULT_FRAME_90K)
+            .map_err(|e| StoreError::Invalid(format!("video '{}': cannot record this stream: {e}", self.video)))?;
+        let first = names::id_for(v.wall).ok_or_else(|| StoreError::Invalid("sample time out of range".into()))?;
+        let index = self.store.index();
+        let mut created = None;
+        for id in first..first.saturating_add(ID_TRIES).min(names::MAX_ID + 1) {
+            if index.has_segment(&self.video, id)? {
+                continue;
+            }
+            let path = self.dir.join(names::segment_file_name(id));
+            match File::options().write(true).create_new(true).open(&path) {
+                Ok(f) => {
+                    created = Some((id, path, f));
+                    break;
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(StoreError::Io { path, source: e }),
+            }
+        }
+        let Some((id, path, file)) = created else {
+            return Err(StoreError::Invalid(format!(
+                "video '{}': no free segment name near {}",
+                self.video,
+                names::segment_file_name(first)
+            )));
+        };
+        // The init segment and the directory entry are durable before the index names the file.
+        let durable_init = Fmp4Writer::new(file, &params).map_err(|e| mp4_err(&path, e)).and_then(|w| {
+            w.get_ref().sync_data().map_err(io_at(&path))?;
+            File::open(&self.dir).and_then(|d| d.sync_all()).map_err(io_at(&self.dir))?;
+            Ok(w)
+        });
+        let writer = match durable_init {
+            Ok(w) => w,
+            Err(e) => {
+                let _ = std::fs::remove_file(&path);
+                return Err(e);
+            }
+        };
+        let codec = if v.params.codec.is_empty() { format!("avc1.{}", hex3(&params.avcc)) } else { v.params.codec.clone() };
+        let start = id_start(id);
+        let seg = Segment {
+            video: self.video.clone(),
+            id,
+            file: names::segment_file_name(id),
+            init_len: writer.position(),
+            codec,
+            width: params.width,
+            height: params.height,
+            start,
+            end: start,
+            fragments: Vec::new(),
+            open: true,
+        };
+        index.put_segment(&seg)?;
+        self.store.set_writing(&self.video, Some(id));
+        out.push(Written::SegmentStarted { id, path: path.clone(), start });
+        self.current = Some(Open {
+            seg,
+            path,
+            file: writer,
+            params: v.params.clone(),
+            fragmenter: Fragmenter::new(),
+            first_dts: None,
+            first_wall: v.wall,
+            high_wall: v.wall,
+        });
+        Ok(())
+    }
+
+    /// Writes a fragment, makes it durable, then indexes it. A failed write ends the segment.
+    fn write(&mut self, flush: Flush, out: &mut Vec<Written>) -> Result<(), StoreError> {
+        let Some(cur) = self.current.as_mut() else { return Ok(()) };
+        let written = cur
+            .file
+            .write_fragment(&flush.frames, flush.next_dts_90k)
+            .map_err(|e| mp4_err(&cur.path, e))
+            .and_then(|info| cur.file.get_ref().sync_data().map(|_| info).map_err(io_at(&cur.path)));
+        let info = match written {
+            Ok(info) => info,
+            Err(e) => {
+                self.fail(out);
+                return Err(e);
+            }
+        };
+        let first_dts = *cur.first_dts.get_or_insert(info.start_90k);
+        let moof = Moof {
+            offset: info.offset,
+            len: info.len,
+            tfdt: u64::try_from(info.start_90k - first_dts).unwrap_or(0),
+            duration: info.duration_90k,
+            frames: info.frames,
+            keyframe: flush.starts_with_keyframe(),
+        };
+        add_moof(&mut cur.seg.fragments, cur.seg.start, &moof);
+        cur.seg.end = cur.seg.fragments.last().map_or(cur.seg.start, Fragment::end);
+        // The media is durable either way; an index failure is caught up by recovery.
+        self.store.index().put_segment(&cur.seg)?;
+        if let Some(fragment) = cur.seg.fragments.last() {
+            out.push(Written::Fragment { id: cur.seg.id, fragment: fragment.clone() });
+        }
+        Ok(())
+    }
+
+    /// Ends the current segment: flushes the pending frames, syncs, marks it closed.
+    fn end_segment(&mut self, reason: EndReason, next_wall: Option<Nanos>, out: &mut Vec<Written>) -> Result<(), StoreError> {
+        let Some(cur) = self.current.as_mut() else { return Ok(()) };
+        let flush = match next_wall {
+            Some(w) => cur.fragmenter.finish_before(w),
+            None => cur.fragmenter.finish_estimated(),
+        };
+        if let Some(flush) = flush {
+            self.write(flush, out)?; // on failure the segment was ended by `fail`
+        }
+        let Some(cur) = self.current.take() else { return Ok(()) };
+        self.store.set_writing(&self.video, None);
+        let synced = cur.file.finish().map_err(|e| mp4_err(&cur.path, e)).and_then(|f| f.sync_all().map_err(io_at(&cur.path)));
+        let (id, end, empty) = (cur.seg.id, cur.seg.end, cur.seg.fragments.is_empty());
+        let index = self.store.index();
+        let indexed = if empty {
+            index.remove_segments(&self.video, &[id]).map(|_| ()).and_then(|_| index.flush())
+        } else {
+            index.put_segment(&Segment { open: false, ..cur.seg })
+        };
+        if indexed.is_ok() && empty {
+            let _ = std::fs::remove_file(&cur.path); // no media: nothing to keep
+        }
+        out.push(Written::SegmentClosed { id, path: cur.path, end, reason });
+        synced.and(indexed)
+    }
+
+    /// After a failed write: cut the file back to what the index vouches for and end the
+    /// segment there.
+    fn fail(&mut self, out: &mut Vec<Written>) {
+        let Some(cur) = self.current.take() else { return };
+        self.store.set_writing(&self.video, None);
+        let index = self.store.index();
+        let keep = cur.seg.indexed_len();
+        if let Ok(f) = File::options().write(true).open(&cur.path) {
+            let _ = f.set_len(keep).and_then(|_| f.sync_all());
+        }
+        let (id, end) = (cur.seg.id, cur.seg.end);
+        let result = if cur.seg.fragments.is_empty() {
+            let r = index.remove_segments(&self.video, &[id]).map(|_| ()).and_then(|_| index.flush());
+            if r.is_ok() {
+                let _ = std::fs::remove_file(&cur.path);
+            }
+            r
+        } else {
+            index.put_segment(&Segment { open: false, ..cur.seg })
+        };
+        if let Err(e) = result {
+            tracing::warn!(video = %self.video, error = %e, "cannot close a failed segment in the index; recovery will");
+        }
+        out.push(Written::SegmentClosed { id, path: cur.path, end, reason: EndReason::Failed });
+    }
+}
+
+impl Drop for SegmentWriter {
+    fn drop(&mut self) {
+        if !self.closed {
+            if let Err(e) = self.close_inner() {
+                tracing::warn!(video = %self.video, error = %e, "closing a dropped segment writer failed");
+            }
+        }
+        self.store.release_writer(&self.video);
+    }
+}
+
+fn same_params(a: &Arc<VideoParams>, b: &Arc<VideoParams>) -> bool {
+    Arc::ptr_eq(a, b) || a.avcc == b.avcc
+}
+
+/// profile_idc, constraint flags and level_idc of an avcC as six hex digits.
+fn hex3(avcc: &[u8]) -> String {
+    avcc.get(1..4).map_or_else(String::new, |b| b.iter().map(|x| format!("{x:02x}")).collect())
+}
