@@ -615,3 +615,117 @@ fn the_token_guards_the_api_and_leases_end_with_their_bodies() {
         assert_eq!(err, "");
     }
 }
+
+/// A video being recorded: after the first `initial`, one more fragment becomes visible every
+/// `interval`; when all are, recording stops. Every segment is the same file on disk (the
+/// same minute of vtest, again and again), under its own name and time.
+struct GrowingCatalog {
+    path: PathBuf,
+    segments: Vec<Segment>,
+    initial: usize,
+    interval: Duration,
+    started: std::time::Instant,
+}
+
+impl GrowingCatalog {
+    fn visible(&self) -> (Vec<Segment>, bool) {
+        let total: usize = self.segments.iter().map(|s| s.fragments.len()).sum();
+        let n = (self.initial + (self.started.elapsed().as_millis() / self.interval.as_millis()) as usize).min(total);
+        let mut left = n;
+        let mut out = Vec::new();
+        for s in &self.segments {
+            if left == 0 {
+                break;
+            }
+            let mut v = s.clone();
+            let k = v.fragments.len().min(left);
+            v.fragments.truncate(k);
+            v.end = v.fragments[k - 1].end();
+            v.open = k < s.fragments.len();
+            left -= k;
+            out.push(v);
+        }
+        (out, n < total)
+    }
+}
+
+impl Catalog for GrowingCatalog {
+    fn videos(&self) -> Result<Vec<VideoSummary>, StoreError> {
+        let (segs, live) = self.visible();
+        Ok(vec![VideoSummary {
+            name: "porch".into(),
+            title: String::new(),
+            description: String::new(),
+            start: segs.first().map(|s| s.start),
+            end: segs.last().map(|s| s.end),
+            bytes: 0,
+            segments: segs.len() as u64,
+            live,
+        }])
+    }
+
+    fn segments(&self, video: &str, start: Nanos, end: Nanos) -> Result<Option<Vec<Segment>>, StoreError> {
+        Ok((video == "porch").then(|| self.visible().0.into_iter().filter(|s| s.end > start && s.start < end).collect()))
+    }
+
+    fn ranges(&self, _: &str, _: Nanos, _: Nanos) -> Result<Option<Vec<Span>>, StoreError> {
+        Ok(None)
+    }
+
+    fn segment_path(&self, _: &Segment) -> PathBuf {
+        self.path.clone()
+    }
+
+    fn lease(&self, _: &[Segment]) -> Lease {
+        Lease(Box::new(()))
+    }
+}
+
+#[test]
+fn ffmpeg_follows_a_growing_live_playlist_without_skipping_or_repeating() {
+    let fx = fixture();
+    if !have_ffmpeg() {
+        return;
+    }
+    // Five recordings of vtest back to back: 200 fragments, 6 min 37 s, longer than the
+    // live window, so refreshes slide it.
+    let dir = fx.dir.join("porch");
+    std::fs::create_dir_all(&dir).unwrap();
+    let start = T0 + 7200 * SECOND;
+    let one = write_segment(&dir, "porch", &fx.track, 0..795, start);
+    let span = one.end - one.start;
+    let segments: Vec<Segment> = (0..5)
+        .map(|k| {
+            let mut s = one.clone();
+            let shift = span * k as Nanos;
+            s.id += k as u64;
+            s.file = format!("porch-{k}.mp4");
+            s.start += shift;
+            s.end += shift;
+            s.fragments.iter_mut().for_each(|f| f.start += shift);
+            s
+        })
+        .collect();
+    let catalog = GrowingCatalog {
+        path: dir.join(&one.file),
+        segments,
+        initial: 190,
+        interval: Duration::from_millis(400),
+        started: std::time::Instant::now(),
+    };
+    let addr = start_server(Arc::new(catalog), None);
+    let url = format!("http://{addr}/api/videos/porch/playlist.m3u8");
+    let first = String::from_utf8(http(addr, "GET", "/api/videos/porch/playlist.m3u8", &[]).body).unwrap();
+    assert!(!first.contains("#EXT-X-ENDLIST"), "{first}");
+    assert!(first.matches("#EXTINF").count() <= 151, "the live window is five minutes");
+    let decoded = framemd5(&url);
+    // ffmpeg starts three fragments from the live edge and follows until the recording
+    // stops: what it decoded is the end of the recording, every frame once, in order.
+    let all: Vec<&String> = fx.source_md5.iter().cycle().take(5 * 795).collect();
+    assert!(decoded.len() >= 100, "{} frames", decoded.len());
+    let tail: Vec<String> = all[all.len() - decoded.len()..].iter().map(|s| s.to_string()).collect();
+    assert!(decoded == tail, "the live frames are not the end of the recording in order");
+    eprintln!("live: ffmpeg followed the growing playlist for {} frames, identical to the source", decoded.len());
+    let last = String::from_utf8(http(addr, "GET", "/api/videos/porch/playlist.m3u8", &[]).body).unwrap();
+    assert!(last.ends_with("#EXT-X-ENDLIST\n"));
+}

@@ -23,6 +23,8 @@ pub enum ApiError {
     UnknownSegment { video: String, file: String },
     #[error("no such resource: {0}")]
     NoRoute(String),
+    #[error("method {0} is not allowed here (GET, and HEAD for media)")]
+    MethodNotAllowed(String),
     #[error("the requested range starts beyond the {len} bytes of this resource")]
     RangeNotSatisfiable { len: u64 },
     #[error("this API needs a bearer token: send 'Authorization: Bearer <token>' (or ?access_token=<token>)")]
@@ -45,6 +47,7 @@ impl ApiError {
             ApiError::NoRecording { .. } => "NoRecording",
             ApiError::UnknownSegment { .. } => "SegmentNotFound",
             ApiError::NoRoute(_) => "NotFound",
+            ApiError::MethodNotAllowed(_) => "MethodNotAllowed",
             ApiError::RangeNotSatisfiable { .. } => "RangeNotSatisfiable",
             ApiError::Unauthorized => "Unauthorized",
             ApiError::Store(_) => "StoreError",
@@ -70,6 +73,7 @@ impl ResponseError for ApiError {
             ApiError::UnknownVideo(_) | ApiError::NoRecording { .. } | ApiError::UnknownSegment { .. } | ApiError::NoRoute(_) => {
                 StatusCode::NOT_FOUND
             }
+            ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::RangeNotSatisfiable { .. } => StatusCode::RANGE_NOT_SATISFIABLE,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::Store(_) | ApiError::Media(_) | ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -93,6 +97,9 @@ impl ResponseError for ApiError {
             }
             ApiError::Unauthorized => {
                 res.insert_header((header::WWW_AUTHENTICATE, "Bearer realm=\"vela\""));
+            }
+            ApiError::MethodNotAllowed(_) => {
+                res.insert_header((header::ALLOW, "GET, HEAD"));
             }
             _ => {}
         }

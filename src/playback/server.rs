@@ -90,11 +90,21 @@ impl Playback {
             web::scope("/api/videos")
                 .app_data(web::Data::from(self.inner.clone()))
                 .wrap(auth)
-                .route("", web::get().to(list_videos))
-                .route("/{name}/ranges", web::get().to(ranges))
-                .route("/{name}/playlist.m3u8", web::get().to(playlist))
-                .service(web::resource("/{name}/segments/{file}").route(web::get().to(segment)).route(web::head().to(segment)))
-                .service(web::resource("/{name}/export.mp4").route(web::get().to(export_mp4)).route(web::head().to(export_mp4)))
+                .service(web::resource("").route(web::get().to(list_videos)).default_service(web::to(not_allowed)))
+                .service(web::resource("/{name}/ranges").route(web::get().to(ranges)).default_service(web::to(not_allowed)))
+                .service(web::resource("/{name}/playlist.m3u8").route(web::get().to(playlist)).default_service(web::to(not_allowed)))
+                .service(
+                    web::resource("/{name}/segments/{file}")
+                        .route(web::get().to(segment))
+                        .route(web::head().to(segment))
+                        .default_service(web::to(not_allowed)),
+                )
+                .service(
+                    web::resource("/{name}/export.mp4")
+                        .route(web::get().to(export_mp4))
+                        .route(web::head().to(export_mp4))
+                        .default_service(web::to(not_allowed)),
+                )
                 .default_service(web::to(no_route)),
         );
     }
@@ -352,6 +362,10 @@ async fn export_mp4(inner: web::Data<Inner>, req: HttpRequest, name: web::Path<S
     respond(&req, res, body)
 }
 
+async fn not_allowed(req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    Err(ApiError::MethodNotAllowed(ascii_header(req.method().as_str())))
+}
+
 async fn no_route(req: HttpRequest) -> Result<HttpResponse, ApiError> {
     Err(ApiError::NoRoute(ascii_header(req.path())))
 }
@@ -526,10 +540,18 @@ mod tests {
         ];
         for (uri, status, code) in cases {
             let (got, body) = call(&p, get(uri)).await;
-            assert_eq!(got, status, "{uri}: {body}");
-            let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_else(|e| panic!("{uri}: {e}: {body}"));
-            assert_eq!(v["error"]["code"], code, "{uri}: {body}");
+            check(uri, got, &body, status, code);
         }
+        let (got, body) = call(&p, web_test::TestRequest::post().uri("/api/videos")).await;
+        check("POST /api/videos", got, &body, 405, "MethodNotAllowed");
+        let (got, body) = call(&p, web_test::TestRequest::delete().uri("/api/videos/cam/export.mp4")).await;
+        check("DELETE export", got, &body, 405, "MethodNotAllowed");
+    }
+
+    fn check(uri: &str, got: u16, body: &str, status: u16, code: &str) {
+        assert_eq!(got, status, "{uri}: {body}");
+        let v: serde_json::Value = serde_json::from_str(body).unwrap_or_else(|e| panic!("{uri}: {e}: {body}"));
+        assert_eq!(v["error"]["code"], code, "{uri}: {body}");
     }
 
     #[actix_web::test]
