@@ -1,12 +1,12 @@
 //! FileSink: one fragmented MP4 per signal-gate activation, H.264 passed through, within the sink's size quota.
 //!
-//! Files are written fragment by fragment (one per GOP, at most `MAX_FRAGMENT`), each
+//! Files are written fragment by fragment (one per GOP, at most 2 s: `recording::fragmenter`), each
 //! fsync'd before it is announced, so a power cut loses at most the fragment being
 //! written and leaves a file that plays up to its last fragment. A name is never
 //! reused: when a file exists, `-1`, `-2`, … is appended.
 
-use crate::media::mkv::EncodedFrame;
 use crate::media::mp4::{Fmp4Writer, VideoParams as Mp4Params};
+use crate::recording::fragmenter::{Flush, Fragmenter};
 use crate::runtime::node::{Node, NodeCtx};
 use crate::runtime::packet::{Nanos, Packet, VideoParams, VideoSample};
 use crate::topology::params::NamePattern;
@@ -16,8 +16,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
-/// Longest fragment: bounds what a crash can lose when GOPs are long.
-const MAX_FRAGMENT: Nanos = 2_000_000_000;
 /// Last frame's duration when nothing follows it (25 fps).
 const DEFAULT_FRAME_90K: u32 = 3600;
 
@@ -40,10 +38,8 @@ struct OpenFile {
     path: PathBuf,
     writer: Fmp4Writer<File>,
     params: Arc<VideoParams>,
-    base_wall: Nanos,
-    pending: Vec<EncodedFrame>,
-    pending_start: Nanos,
-    last_dts: i64,
+    /// GOPs (at most 2 s) with decode times from wall time, shared with the video store.
+    fragmenter: Fragmenter,
     available: bool,
 }
 
@@ -88,16 +84,7 @@ impl FileSink {
         clip.part += 1;
         tracing::info!(node = ctx.env.name(), path = %path.display(), "recording started");
         ctx.operational("RecordingStarted", json!({ "outputType": "filePath", "outputLocation": path.display().to_string() }));
-        Some(OpenFile {
-            path,
-            writer,
-            params: v.params.clone(),
-            base_wall: v.wall,
-            pending: Vec::new(),
-            pending_start: v.wall,
-            last_dts: -1,
-            available: false,
-        })
+        Some(OpenFile { path, writer, params: v.params.clone(), fragmenter: Fragmenter::new(), available: false })
     }
 
     fn on_video(&mut self, v: &VideoSample, ctx: &mut NodeCtx<'_>) {
@@ -116,23 +103,12 @@ impl FileSink {
             self.clip.as_mut().expect("clip").file = Some(f);
         }
         let f = self.clip.as_mut().and_then(|c| c.file.as_mut()).expect("open file");
-        let mut dts = (v.wall - f.base_wall) * 9 / 100_000;
-        if dts <= f.last_dts {
-            dts = f.last_dts + 1; // equal wall times (camera clock quirks): keep decode order strict
-        }
-        if (v.keyframe || v.wall - f.pending_start >= MAX_FRAGMENT) && !f.pending.is_empty() {
-            if let Err(e) = flush(f, Some(dts), ctx) {
+        if let Some(done) = f.fragmenter.push(v) {
+            if let Err(e) = write(f, done, ctx) {
                 let f = self.clip.as_mut().and_then(|c| c.file.take()).expect("open file");
                 ctx.diagnostic("StorageError", json!({ "code": "WriteFailed", "path": f.path.display().to_string(), "message": e }));
-                return;
             }
         }
-        let f = self.clip.as_mut().and_then(|c| c.file.as_mut()).expect("open file");
-        if f.pending.is_empty() {
-            f.pending_start = v.wall;
-        }
-        f.last_dts = dts;
-        f.pending.push(EncodedFrame { pts_90k: dts, dts_90k: dts, keyframe: v.keyframe, data: v.data.clone() });
     }
 
     fn end_clip(&mut self, ctx: &mut NodeCtx<'_>) {
@@ -172,14 +148,10 @@ impl FileSink {
     }
 }
 
-/// Writes the pending frames as one fragment and makes them durable.
-fn flush(f: &mut OpenFile, next_dts: Option<i64>, ctx: &mut NodeCtx<'_>) -> Result<(), String> {
-    if f.pending.is_empty() {
-        return Ok(());
-    }
-    f.writer.write_fragment(&f.pending, next_dts).map_err(|e| e.to_string())?;
+/// Writes one fragment and makes it durable.
+fn write(f: &mut OpenFile, done: Flush, ctx: &mut NodeCtx<'_>) -> Result<(), String> {
+    f.writer.write_fragment(&done.frames, done.next_dts_90k).map_err(|e| e.to_string())?;
     f.writer.get_ref().sync_data().map_err(|e| e.to_string())?;
-    f.pending.clear();
     if !f.available {
         f.available = true;
         ctx.operational("RecordingAvailable", json!({ "outputType": "filePath", "outputLocation": f.path.display().to_string() }));
@@ -189,8 +161,10 @@ fn flush(f: &mut OpenFile, next_dts: Option<i64>, ctx: &mut NodeCtx<'_>) -> Resu
 
 fn finish(mut f: OpenFile, ctx: &mut NodeCtx<'_>) {
     let path = f.path.display().to_string();
-    if let Err(e) = flush(&mut f, None, ctx) {
-        ctx.diagnostic("StorageError", json!({ "code": "WriteFailed", "path": path, "message": e }));
+    if let Some(done) = f.fragmenter.finish() {
+        if let Err(e) = write(&mut f, done, ctx) {
+            ctx.diagnostic("StorageError", json!({ "code": "WriteFailed", "path": path, "message": e }));
+        }
     }
     match f.writer.finish() {
         Ok(file) => {
