@@ -729,3 +729,66 @@ fn ffmpeg_follows_a_growing_live_playlist_without_skipping_or_repeating() {
     let last = String::from_utf8(http(addr, "GET", "/api/videos/porch/playlist.m3u8", &[]).body).unwrap();
     assert!(last.ends_with("#EXT-X-ENDLIST\n"));
 }
+
+/// Time to first byte and throughput of a one-hour export (vtest, 45 times back to back),
+/// plus the time a playlist of that hour takes. A measurement, not a check: run with
+/// `cargo test --release --test playback_api -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn export_of_an_hour() {
+    let fx = fixture();
+    let dir = fx.dir.join("hour");
+    std::fs::create_dir_all(&dir).unwrap();
+    let start = T0 + 86_400 * SECOND;
+    let one = write_segment(&dir, "hour", &fx.track, 0..795, start);
+    let span = one.end - one.start;
+    let segments: Vec<Segment> = (0..46)
+        .map(|k| {
+            let mut s = one.clone();
+            let shift = span * k as Nanos;
+            s.id += k as u64;
+            s.file = format!("hour-{k}.mp4");
+            s.start += shift;
+            s.end += shift;
+            s.fragments.iter_mut().for_each(|f| f.start += shift);
+            s
+        })
+        .collect();
+    let catalog = GrowingCatalog {
+        path: dir.join(&one.file),
+        segments,
+        initial: usize::MAX / 2,
+        interval: Duration::from_secs(1),
+        started: std::time::Instant::now(),
+    };
+    let addr = start_server(Arc::new(catalog), None);
+    let path = format!("/api/videos/porch/export.mp4?start={}&end={}", rfc(start), rfc(start + 3600 * SECOND));
+    let t = std::time::Instant::now();
+    let mut s = TcpStream::connect(addr).unwrap();
+    write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+    let mut buf = vec![0u8; 1 << 20];
+    let n = s.read(&mut buf).unwrap();
+    let ttfb = t.elapsed();
+    assert!(buf[..n].starts_with(b"HTTP/1.1 200"), "{}", String::from_utf8_lossy(&buf[..n.min(300)]));
+    let mut total = n as u64;
+    loop {
+        match s.read(&mut buf).unwrap() {
+            0 => break,
+            k => total += k as u64,
+        }
+    }
+    let all = t.elapsed();
+    let t = std::time::Instant::now();
+    let playlist = http(addr, "GET", &path.replace("export.mp4", "playlist.m3u8"), &[]);
+    let playlist_time = t.elapsed();
+    assert_eq!(playlist.status, 200);
+    eprintln!(
+        "one-hour export: {} MB, first byte after {:.1} ms, all after {:.2} s ({:.0} MB/s); its playlist ({} fragments) in {:.1} ms",
+        total / 1_000_000,
+        ttfb.as_secs_f64() * 1000.0,
+        all.as_secs_f64(),
+        total as f64 / 1e6 / all.as_secs_f64(),
+        String::from_utf8_lossy(&playlist.body).matches("#EXTINF").count(),
+        playlist_time.as_secs_f64() * 1000.0
+    );
+}
