@@ -141,7 +141,7 @@ pub fn plan(
             path = next;
         }
         // Decode time from the wall clock, never overlapping the previous fragment.
-        let decode_time = to_timescale(e.fragment.start - t0, timescale).max(next_decode_time);
+        let decode_time = to_timescale(e.fragment.start.saturating_sub(t0), timescale).max(next_decode_time);
         let sequence = u32::try_from(n + 1).unwrap_or(u32::MAX);
         pieces.push(Piece {
             at: len,
@@ -150,8 +150,11 @@ pub fn plan(
             len: e.fragment.len,
             patch: Some(MoofPatch { sequence: Some(sequence), decode_time }),
         });
-        len += e.fragment.len;
-        next_decode_time = decode_time + to_timescale(e.fragment.duration, timescale);
+        len = len.checked_add(e.fragment.len).ok_or_else(|| ExportError::Damaged {
+            file: e.segment.file.clone(),
+            error: BmffError::Index("fragment lengths overflow".into()),
+        })?;
+        next_decode_time = decode_time.saturating_add(to_timescale(e.fragment.duration, timescale));
         end = e.fragment.end();
     }
     let fragments = pieces.len() - 1;
@@ -196,8 +199,8 @@ pub fn segment_pieces(
             len: f.len,
             patch: Some(MoofPatch { sequence: None, decode_time }),
         });
-        next_decode_time = decode_time + to_timescale(f.duration, timescale);
-        pos = f.offset + f.len;
+        next_decode_time = decode_time.saturating_add(to_timescale(f.duration, timescale));
+        pos = f.offset.checked_add(f.len).ok_or_else(|| damaged(format!("fragment at {} has an impossible length", f.offset)))?;
     }
     if pos < segment.init_len {
         pieces.push(raw(pos, segment.init_len - pos));

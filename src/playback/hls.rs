@@ -54,8 +54,9 @@ pub fn entries(segments: &[Segment]) -> Vec<Entry<'_>> {
     let mut out: Vec<Entry> = Vec::with_capacity(segments.iter().map(|s| s.fragments.len()).sum());
     for segment in segments {
         for fragment in &segment.fragments {
-            let boundary =
-                out.last().is_none_or(|prev| prev.segment.id != segment.id || (fragment.start - prev.fragment.end()).abs() > GAP_TOLERANCE);
+            let boundary = out.last().is_none_or(|prev| {
+                prev.segment.id != segment.id || fragment.start.saturating_sub(prev.fragment.end()).saturating_abs() > GAP_TOLERANCE
+            });
             out.push(Entry { segment, fragment, boundary });
         }
     }
@@ -87,7 +88,7 @@ pub struct Header {
 /// so the longest fragment rounded up (at least 1).
 pub fn target_duration(entries: &[Entry]) -> u64 {
     let longest = entries.iter().map(|e| e.fragment.duration.max(0)).max().unwrap_or(0);
-    (((longest + SECOND - 1) / SECOND) as u64).max(1)
+    ((longest.saturating_add(SECOND - 1) / SECOND) as u64).max(1)
 }
 
 /// Writes the playlist. `uri` names a segment file relative to the playlist.
@@ -219,8 +220,8 @@ impl LiveSequencer {
                 let from_time = u64::try_from(listed[0].fragment.start / RESTART_UNIT).unwrap_or(0);
                 let previous = current.as_ref().or(request.anchor.as_ref());
                 (
-                    previous.map_or(from_time, |p| from_time.max(p.media_sequence + 1)),
-                    previous.map_or(from_time, |p| from_time.max(p.discontinuity_sequence + 1)),
+                    previous.map_or(from_time, |p| from_time.max(p.media_sequence.saturating_add(1))),
+                    previous.map_or(from_time, |p| from_time.max(p.discontinuity_sequence.saturating_add(1))),
                 )
             }
         };
@@ -257,7 +258,10 @@ impl LiveSequencer {
 fn continue_numbers(all: &[Entry], anchor: &LiveAnchor, at: usize, first: usize) -> (u64, u64) {
     let boundaries = |r: Range<usize>| all[r].iter().filter(|e| e.boundary).count() as u64;
     if first >= at {
-        (anchor.media_sequence + (first - at) as u64, anchor.discontinuity_sequence + boundaries(at + 1..first + 1))
+        (
+            anchor.media_sequence.saturating_add((first - at) as u64),
+            anchor.discontinuity_sequence.saturating_add(boundaries(at + 1..first + 1)),
+        )
     } else {
         (
             anchor.media_sequence.saturating_sub((at - first) as u64),

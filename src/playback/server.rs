@@ -252,9 +252,10 @@ impl Inner {
         let segment = self.find_segment(video, file, at)?;
         let lease = self.catalog.lease(std::slice::from_ref(&segment));
         let path = self.catalog.segment_path(&segment);
-        let len = segment.indexed_len();
         let pieces: Arc<[Piece]> =
             export::segment_pieces(&segment, path, &mut export::read_prefix).map_err(|e| ApiError::Media(e.to_string()))?.into();
+        // What the index vouches for (the file of an open segment may be longer).
+        let len = pieces.last().map_or(0, |p| p.at + p.len);
         let etag = export::etag(&pieces);
         Ok(FileBody { pieces, len, etag, lease, open: segment.open })
     }

@@ -56,6 +56,10 @@ pub fn parse_time(param: &'static str, value: &str) -> Result<Nanos, TimeError> 
         fixed.replace_range(b.len() - 6..b.len() - 5, "+");
     }
     let shown = || value.chars().take(64).collect::<String>();
+    // RFC 3339 is ASCII; anything else is refused here, before a parser slices it by bytes.
+    if !fixed.is_ascii() {
+        return Err(TimeError::Malformed { param, value: shown() });
+    }
     let t = clock::parse_rfc3339(&fixed).ok_or_else(|| TimeError::Malformed { param, value: shown() })?;
     let ns = t.duration_since(UNIX_EPOCH).map_err(|_| TimeError::OutOfRange { param, value: shown() })?.as_nanos();
     Nanos::try_from(ns).map_err(|_| TimeError::OutOfRange { param, value: shown() })
@@ -136,6 +140,10 @@ mod tests {
         // Before the epoch, and past what nanoseconds in an i64 hold.
         assert!(matches!(parse_time("start", "1969-12-31T23:59:59Z"), Err(TimeError::Malformed { .. })));
         assert!(matches!(parse_time("start", "2300-01-01T00:00:00Z"), Err(TimeError::OutOfRange { param: "start", .. })));
+        // Non-ASCII where digits belong, also inside the offset.
+        for bad in ["2024-05-01T12:00:00+0é00", "２０２４-05-01T12:00:00Z", "2024-05-01T12:00:00.5é"] {
+            assert!(matches!(parse_time("start", bad), Err(TimeError::Malformed { .. })), "{bad}");
+        }
         // A very long value is echoed shortened.
         let long = "x".repeat(10_000);
         assert!(parse_time("start", &long).unwrap_err().to_string().len() < 300);
