@@ -9,8 +9,9 @@
 //! recording: continuous recording is one span.
 //!
 //! Durability: batches are applied without waiting for sled's periodic flush; the media
-//! files are the truth for anything after the last flush (recovery re-indexes them), and
+//! files are the truth for anything after the last flush (recovery adopts them), and
 //! callers that remove entries before deleting files call [`Index::flush`] in between.
+//! Writers store a segment once, when it closes (see `writer.rs` for why).
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};

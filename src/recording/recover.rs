@@ -1,16 +1,18 @@
-//! Crash recovery at open: re-indexes the complete fragments of segments left open, adopts segment files the index does not know, truncates partial tails.
+//! Crash recovery at open: indexes segment files the index does not know (the segment being written at the crash) up to their last complete fragment, truncates partial tails.
 //!
-//! What a crash can leave, given the write order (file created and its init written and
-//! fsync'd, then indexed; each fragment written and fsync'd, then indexed; removal from the
-//! index flushed before the file is deleted):
-//! - a segment still marked open whose file holds complete fragments the index has not
-//!   seen yet, and maybe a partial fragment after them: the complete ones are indexed, the
-//!   partial tail is cut off, the segment is closed;
-//! - a file the index does not know (crash before the segment's first index write reached
-//!   disk, or between retention's index removal and the unlink): adopted with its complete
-//!   fragments, so no finished media is ever lost — retention deletes it again if it is
-//!   still due; a file without a complete fragment holds no playable media and is deleted;
-//! - an index entry whose file is gone (deleted by hand): the entry is removed.
+//! What a crash can leave, given the write order (file created, its init written and
+//! fsync'd; each fragment written and fsync'd, then indexed in memory; the segment stored
+//! in the index when it closes; removal from the index flushed before the file is deleted):
+//! - a file the index does not know: the segment that was being written (or one whose
+//!   close had not reached sled's log), or one retention was deleting between its index
+//!   removal and the unlink. It is adopted with its complete fragments and a partial
+//!   fragment after them is cut off, so no finished media is ever lost — retention deletes
+//!   it again if it is still due. A file without a complete fragment holds no playable
+//!   media and is deleted;
+//! - a segment stored still marked open (an index written by a writer that stores open
+//!   segments): its file is re-read the same way and the segment closed;
+//! - an index entry whose file is gone (deleted by hand): the entry is removed. A video
+//!   whose whole directory is missing is left alone (an unmounted disk is more likely).
 //!
 //! Fragment times: the segment's start plus each moof's tfdt and durations, exactly as the
 //! writer computes them ([`add_moof`] is shared), so a recovered index equals what the

@@ -224,8 +224,9 @@ pub(crate) struct VideoView {
     pub dir: PathBuf,
     pub retention: Option<Nanos>,
     pub max_bytes: Option<u64>,
-    /// The segment its writer has open, if any.
-    pub writing: Option<u64>,
+    /// The segment its writer has open, if any, and its bytes so far (the index stores it
+    /// when it closes).
+    pub writing: Option<(u64, u64)>,
 }
 
 /// Removes a video's segments from the index, except those leased at that moment; returns the removed.
@@ -260,7 +261,7 @@ pub(crate) fn apply(
             }
         };
         let meta = index.meta(&v.name)?;
-        let (name, writing, error) = (v.name.clone(), v.writing, &error);
+        let (name, writing, error) = (v.name.clone(), v.writing.map(|w| w.0), &error);
         let segments = index.iter_segments(&v.name).map_while(move |s| match s {
             Ok(s) => Some(Candidate {
                 id: s.id,
@@ -274,7 +275,14 @@ pub(crate) fn apply(
                 None
             }
         });
-        inputs.push(VideoInput { retention: v.retention, max_bytes: v.max_bytes, total_bytes: meta.bytes, fs, segments });
+        let open_bytes = v.writing.map_or(0, |w| w.1);
+        inputs.push(VideoInput {
+            retention: v.retention,
+            max_bytes: v.max_bytes,
+            total_bytes: meta.bytes.saturating_add(open_bytes),
+            fs,
+            segments,
+        });
     }
     let plan = plan(inputs, now, limits, &fs_free);
     if let Some(e) = error.into_inner() {

@@ -9,8 +9,9 @@ use super::names;
 use super::recover::{self, RecoveryReport};
 pub use super::retention::StoreLimits;
 use super::retention::{self, RetentionReport, VideoView};
+use super::spans;
 use super::writer::SegmentWriter;
-use super::{Catalog, Lease, Nanos, Segment, Span, StoreError, VideoSettings, VideoSummary};
+use super::{Catalog, Lease, Nanos, Segment, Span, StoreError, VideoSettings, VideoSummary, GAP_TOLERANCE};
 
 /// The video store. Cheap to clone; all clones share one index.
 #[derive(Clone)]
@@ -24,8 +25,9 @@ struct Inner {
     index: Index,
     limits: StoreLimits,
     videos: RwLock<HashMap<String, VideoRecord>>,
-    /// Videos with a writer, and the segment it has open.
-    writers: Mutex<HashMap<String, Option<u64>>>,
+    /// Videos with a writer, and the segment it has open as readers see it: its fragments
+    /// are indexed here as they become durable and persisted when it closes (see writer.rs).
+    writers: Mutex<HashMap<String, Option<Segment>>>,
     leases: LeaseTable,
     recovery: RecoveryReport,
 }
@@ -130,7 +132,8 @@ impl VideoStore {
 
     /// [`enforce_retention`](Self::enforce_retention) with free space from `free` (for tests and simulations).
     pub fn enforce_retention_with(&self, now: Nanos, free: &dyn Fn(&Path) -> Option<u64>) -> Result<RetentionReport, StoreError> {
-        let writing = self.inner.writers.lock().map_err(poisoned)?.clone();
+        let writing: HashMap<String, Segment> =
+            self.inner.writers.lock().map_err(poisoned)?.iter().filter_map(|(k, v)| Some((k.clone(), v.clone()?))).collect();
         let mut views: Vec<VideoView> = self
             .inner
             .videos
@@ -142,7 +145,7 @@ impl VideoStore {
                 dir: rec.dir.clone(),
                 retention: rec.settings.retention,
                 max_bytes: rec.settings.max_bytes,
-                writing: writing.get(name).copied().flatten(),
+                writing: writing.get(name).map(|s| (s.id, s.indexed_len())),
             })
             .collect();
         views.sort_by(|a, b| a.name.cmp(&b.name));
@@ -176,12 +179,18 @@ impl VideoStore {
         &self.inner.index
     }
 
-    pub(crate) fn set_writing(&self, video: &str, segment: Option<u64>) {
+    /// Publishes the segment a writer has open (None once it is closed and persisted).
+    pub(crate) fn set_live(&self, video: &str, segment: Option<Segment>) {
         if let Ok(mut w) = self.inner.writers.lock() {
             if let Some(slot) = w.get_mut(video) {
                 *slot = segment;
             }
         }
+    }
+
+    /// The open segment of a video, as its writer last published it.
+    fn live(&self, video: &str) -> Result<Option<Segment>, StoreError> {
+        Ok(self.inner.writers.lock().map_err(poisoned)?.get(video).cloned().flatten())
     }
 
     pub(crate) fn release_writer(&self, video: &str) {
@@ -219,19 +228,27 @@ impl Catalog for VideoStore {
         let mut records: Vec<(String, VideoRecord)> =
             self.inner.videos.read().map_err(poisoned)?.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
         records.sort_by(|a, b| a.0.cmp(&b.0));
-        let writers = self.inner.writers.lock().map_err(poisoned)?.clone();
         let mut out = Vec::with_capacity(records.len());
         for (name, rec) in records {
             let meta = self.inner.index.meta(&name)?;
-            let bounds = self.inner.index.span_bounds(&name)?;
+            let mut bounds = self.inner.index.span_bounds(&name)?;
+            let live = self.live(&name)?;
+            let (mut bytes, mut segments) = (meta.bytes, meta.segments);
+            // The open segment is stored when it closes; until then it counts once it has media.
+            if let Some(l) = live.as_ref().filter(|l| !l.fragments.is_empty()) {
+                bytes = bytes.saturating_add(l.indexed_len());
+                segments += 1;
+                let b = bounds.get_or_insert(Span { start: l.start, end: l.end });
+                *b = Span { start: b.start.min(l.start), end: b.end.max(l.end) };
+            }
             out.push(VideoSummary {
                 title: rec.settings.title,
                 description: rec.settings.description,
                 start: bounds.map(|b| b.start),
                 end: bounds.map(|b| b.end),
-                bytes: meta.bytes,
-                segments: meta.segments,
-                live: writers.get(&name).is_some_and(Option::is_some),
+                bytes,
+                segments,
+                live: live.is_some(),
                 name,
             });
         }
@@ -245,14 +262,27 @@ impl Catalog for VideoStore {
         if end <= start {
             return Ok(Some(Vec::new()));
         }
-        self.inner.index.segments_overlapping(video, start, end).map(Some)
+        let mut segs = self.inner.index.segments_overlapping(video, start, end)?;
+        if let Some(live) = self.live(video)? {
+            segs.retain(|s| s.id != live.id);
+            if live.start < end && live.end > start {
+                let at = segs.partition_point(|s| s.id < live.id);
+                segs.insert(at, live);
+            }
+        }
+        Ok(Some(segs))
     }
 
     fn ranges(&self, video: &str, start: Nanos, end: Nanos) -> Result<Option<Vec<Span>>, StoreError> {
         if !self.known(video)? {
             return Ok(None);
         }
-        self.inner.index.spans(video, start, end).map(Some)
+        let stored = self.inner.index.spans(video, start, end)?;
+        let Some(live) = self.live(video)?.filter(|l| !l.fragments.is_empty()) else { return Ok(Some(stored)) };
+        // Clipping first and merging after gives the same spans: clipping cuts only at the
+        // window's edges, where nothing can join.
+        let pieces = spans::clip(live.fragments.iter().map(|f| Span { start: f.start, end: f.end() }), start, end);
+        Ok(Some(spans::merge(stored.into_iter().chain(pieces), GAP_TOLERANCE)))
     }
 
     fn segment_path(&self, segment: &Segment) -> PathBuf {

@@ -10,6 +10,14 @@
 //! Per fragment: `write_all`, `sync_data`, then the index. The index therefore never
 //! points at bytes that are not on disk; what a crash leaves after the last index write
 //! is recovered from the file at the next open.
+//!
+//! The open segment's fragments are indexed in memory, where readers see them (the store
+//! overlays the open segment on the stored index), and the segment is stored in sled once,
+//! when it closes. sled rewrites a whole value per update and reclaims its log lazily:
+//! storing the open segment at each 2 s fragment measured 550 KB of sled per recorded
+//! hour, against about 70 KB storing it once — and no loss of safety, because after a
+//! crash the file itself is the record of the open segment: recovery adopts it with its
+//! complete fragments.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -18,7 +26,7 @@ use std::sync::Arc;
 use super::encoding::id_start;
 use super::fragmenter::{Flush, Fragmenter};
 use super::names;
-use super::recover::add_moof;
+use super::recover::{add_moof, describe_avcc};
 use super::scan::Moof;
 use super::store::VideoStore;
 use super::{Fragment, Nanos, Segment, StoreError, GAP_TOLERANCE};
@@ -166,7 +174,7 @@ impl SegmentWriter {
         self.closed = true;
         let mut out = Vec::new();
         let ended = self.end_segment(EndReason::Closed, None, &mut out);
-        self.store.set_writing(&self.video, None);
+        self.store.set_live(&self.video, None);
         ended?;
         self.store.index().flush()?;
         Ok(out)
@@ -199,7 +207,8 @@ impl SegmentWriter {
                 names::segment_file_name(first)
             )));
         };
-        // The init segment and the directory entry are durable before the index names the file.
+        // The init segment and the directory entry are durable before any media is
+        // reported: after a power cut the file is there for recovery to adopt.
         let durable_init = Fmp4Writer::new(file, &params).map_err(|e| mp4_err(&path, e)).and_then(|w| {
             w.get_ref().sync_data().map_err(io_at(&path))?;
             File::open(&self.dir).and_then(|d| d.sync_all()).map_err(io_at(&self.dir))?;
@@ -212,7 +221,8 @@ impl SegmentWriter {
                 return Err(e);
             }
         };
-        let codec = if v.params.codec.is_empty() { format!("avc1.{}", hex3(&params.avcc)) } else { v.params.codec.clone() };
+        // From the SPS, as recovery describes an adopted file: the same string either way.
+        let codec = describe_avcc(&params.avcc).map_or_else(|| v.params.codec.clone(), |(c, _, _)| c);
         let start = id_start(id);
         let seg = Segment {
             video: self.video.clone(),
@@ -227,8 +237,7 @@ impl SegmentWriter {
             fragments: Vec::new(),
             open: true,
         };
-        index.put_segment(&seg)?;
-        self.store.set_writing(&self.video, Some(id));
+        self.store.set_live(&self.video, Some(seg.clone()));
         out.push(Written::SegmentStarted { id, path: path.clone(), start });
         self.current = Some(Open {
             seg,
@@ -269,8 +278,7 @@ impl SegmentWriter {
         };
         add_moof(&mut cur.seg.fragments, cur.seg.start, &moof);
         cur.seg.end = cur.seg.fragments.last().map_or(cur.seg.start, Fragment::end);
-        // The media is durable either way; an index failure is caught up by recovery.
-        self.store.index().put_segment(&cur.seg)?;
+        self.store.set_live(&self.video, Some(cur.seg.clone()));
         if let Some(fragment) = cur.seg.fragments.last() {
             out.push(Written::Fragment { id: cur.seg.id, fragment: fragment.clone() });
         }
@@ -288,42 +296,26 @@ impl SegmentWriter {
             self.write(flush, out)?; // on failure the segment was ended by `fail`
         }
         let Some(cur) = self.current.take() else { return Ok(()) };
-        self.store.set_writing(&self.video, None);
         let synced = cur.file.finish().map_err(|e| mp4_err(&cur.path, e)).and_then(|f| f.sync_all().map_err(io_at(&cur.path)));
-        let (id, end, empty) = (cur.seg.id, cur.seg.end, cur.seg.fragments.is_empty());
-        let index = self.store.index();
-        let indexed = if empty {
-            index.remove_segments(&self.video, &[id]).map(|_| ()).and_then(|_| index.flush())
-        } else {
-            index.put_segment(&Segment { open: false, ..cur.seg })
-        };
-        if indexed.is_ok() && empty {
-            let _ = std::fs::remove_file(&cur.path); // no media: nothing to keep
-        }
+        let (id, end) = (cur.seg.id, cur.seg.end);
+        let stored = store_closed(self.store.index(), &cur.path, cur.seg);
+        // Stored first, then no longer overlaid: readers never miss the segment.
+        self.store.set_live(&self.video, None);
         out.push(Written::SegmentClosed { id, path: cur.path, end, reason });
-        synced.and(indexed)
+        synced.and(stored)
     }
 
     /// After a failed write: cut the file back to what the index vouches for and end the
     /// segment there.
     fn fail(&mut self, out: &mut Vec<Written>) {
         let Some(cur) = self.current.take() else { return };
-        self.store.set_writing(&self.video, None);
-        let index = self.store.index();
         let keep = cur.seg.indexed_len();
         if let Ok(f) = File::options().write(true).open(&cur.path) {
             let _ = f.set_len(keep).and_then(|_| f.sync_all());
         }
         let (id, end) = (cur.seg.id, cur.seg.end);
-        let result = if cur.seg.fragments.is_empty() {
-            let r = index.remove_segments(&self.video, &[id]).map(|_| ()).and_then(|_| index.flush());
-            if r.is_ok() {
-                let _ = std::fs::remove_file(&cur.path);
-            }
-            r
-        } else {
-            index.put_segment(&Segment { open: false, ..cur.seg })
-        };
+        let result = store_closed(self.store.index(), &cur.path, cur.seg);
+        self.store.set_live(&self.video, None);
         if let Err(e) = result {
             tracing::warn!(video = %self.video, error = %e, "cannot close a failed segment in the index; recovery will");
         }
@@ -342,11 +334,14 @@ impl Drop for SegmentWriter {
     }
 }
 
-fn same_params(a: &Arc<VideoParams>, b: &Arc<VideoParams>) -> bool {
-    Arc::ptr_eq(a, b) || a.avcc == b.avcc
+/// Stores a finished segment; one without media is not stored and its file goes.
+fn store_closed(index: &super::index::Index, path: &Path, seg: Segment) -> Result<(), StoreError> {
+    if seg.fragments.is_empty() {
+        return std::fs::remove_file(path).map_err(io_at(path));
+    }
+    index.put_segment(&Segment { open: false, ..seg })
 }
 
-/// profile_idc, constraint flags and level_idc of an avcC as six hex digits.
-fn hex3(avcc: &[u8]) -> String {
-    avcc.get(1..4).map_or_else(String::new, |b| b.iter().map(|x| format!("{x:02x}")).collect())
+fn same_params(a: &Arc<VideoParams>, b: &Arc<VideoParams>) -> bool {
+    Arc::ptr_eq(a, b) || a.avcc == b.avcc
 }
