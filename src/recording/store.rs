@@ -300,3 +300,78 @@ impl Catalog for VideoStore {
         Lease(Box::new(LeaseGuard { table: self.inner.leases.clone(), keys }))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings() -> VideoSettings {
+        VideoSettings {
+            title: "Lobby".into(),
+            description: String::new(),
+            segment_length: 30_000_000_000,
+            retention: None,
+            max_bytes: None,
+        }
+    }
+
+    fn temp() -> PathBuf {
+        std::env::temp_dir().join(format!("vela-store-{}", uuid::Uuid::new_v4()))
+    }
+
+    #[test]
+    fn videos_are_created_once_in_one_folder() {
+        let dir = temp();
+        let store = VideoStore::open(&dir.join("index"), StoreLimits::default()).unwrap();
+        let cache = dir.join("cache");
+        assert_eq!(store.ensure_video("lobby", &cache, settings()).unwrap().title, "Lobby");
+        // Later settings do not apply; the same folder (spelled differently) is fine.
+        let later = VideoSettings { title: "Other".into(), ..settings() };
+        assert_eq!(store.ensure_video("lobby", &cache.join("..").join("cache"), later).unwrap().title, "Lobby");
+        assert!(matches!(store.ensure_video("lobby", &dir.join("elsewhere"), settings()), Err(StoreError::Invalid(_))));
+        assert!(store.video_dir("lobby").unwrap().ends_with("cache/lobby"));
+        for bad in ["", "../etc", "a/b", "x.y"] {
+            assert!(matches!(store.ensure_video(bad, &cache, settings()), Err(StoreError::Invalid(_))), "{bad:?}");
+        }
+        assert!(matches!(store.ensure_video("z", &cache, VideoSettings { segment_length: 0, ..settings() }), Err(StoreError::Invalid(_))));
+        assert!(matches!(store.ensure_video("z", &cache, VideoSettings { retention: Some(0), ..settings() }), Err(StoreError::Invalid(_))));
+        // Videos survive a restart with their settings; an empty one lists without a span.
+        drop(store);
+        let store = VideoStore::open(&dir.join("index"), StoreLimits::default()).unwrap();
+        let v = store.videos().unwrap();
+        assert_eq!(v.len(), 1);
+        assert_eq!((v[0].name.as_str(), v[0].title.as_str(), v[0].start, v[0].bytes, v[0].live), ("lobby", "Lobby", None, 0, false));
+        assert_eq!(store.ranges("lobby", 0, 10).unwrap(), Some(vec![]));
+        assert_eq!(store.segments("lobby", 10, 0).unwrap(), Some(vec![]));
+        assert_eq!(store.ranges("nope", 0, 10).unwrap(), None);
+        std::fs::remove_dir_all(dir).ok();
+    }
+
+    #[test]
+    fn leases_count_and_release_on_drop() {
+        let dir = temp();
+        let store = VideoStore::open(&dir.join("index"), StoreLimits::default()).unwrap();
+        let seg = Segment {
+            video: "v".into(),
+            id: 7,
+            file: names::segment_file_name(7),
+            init_len: 0,
+            codec: String::new(),
+            width: 0,
+            height: 0,
+            start: 0,
+            end: 0,
+            fragments: vec![],
+            open: false,
+        };
+        let held = |s: &VideoStore| s.inner.leases.lock().unwrap().get(&("v".to_string(), 7)).copied();
+        let a = store.lease(std::slice::from_ref(&seg));
+        let b = store.lease(&[seg.clone(), seg.clone()]);
+        assert_eq!(held(&store), Some(3));
+        drop(b);
+        assert_eq!(held(&store), Some(1));
+        drop(a);
+        assert_eq!(held(&store), None);
+        std::fs::remove_dir_all(dir).ok();
+    }
+}

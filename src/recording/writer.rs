@@ -345,3 +345,181 @@ fn store_closed(index: &super::index::Index, path: &Path, seg: Segment) -> Resul
 fn same_params(a: &Arc<VideoParams>, b: &Arc<VideoParams>) -> bool {
     Arc::ptr_eq(a, b) || a.avcc == b.avcc
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::recording::{Catalog, StoreLimits, VideoSettings, VideoStore};
+    use bytes::Bytes;
+
+    const MS: Nanos = 1_000_000;
+    /// 2026-11-22T08:00:00Z
+    const T0: Nanos = 1_795_334_400_000 * MS;
+    const VTEST_AVCC: &str = "014d401fffe10016674d401fd900c0126840000003004000000503c60c9201000568ebc24b20";
+
+    fn params(level: u8) -> Arc<VideoParams> {
+        let mut avcc: Vec<u8> = (0..VTEST_AVCC.len()).step_by(2).map(|i| u8::from_str_radix(&VTEST_AVCC[i..i + 2], 16).unwrap()).collect();
+        avcc[3] = level; // another avcC, same picture size
+        Arc::new(VideoParams { width: 768, height: 576, avcc: Bytes::from(avcc), codec: String::new() })
+    }
+
+    fn sample(ms: i64, keyframe: bool, p: &Arc<VideoParams>) -> VideoSample {
+        let data = Bytes::from_static(if keyframe { &[0, 0, 0, 2, 0x65, 0x88] } else { &[0, 0, 0, 2, 0x41, 0x9a] });
+        VideoSample { pts_90k: ms * 90, wall: T0 + ms * MS, keyframe, data, params: p.clone() }
+    }
+
+    fn store(segment_s: i64) -> (VideoStore, std::path::PathBuf) {
+        let dir = std::env::temp_dir().join(format!("vela-writer-{}", uuid::Uuid::new_v4()));
+        let store = VideoStore::open(&dir.join("index"), StoreLimits::default()).unwrap();
+        let settings = VideoSettings {
+            title: String::new(),
+            description: String::new(),
+            segment_length: segment_s * 1000 * MS,
+            retention: None,
+            max_bytes: None,
+        };
+        store.ensure_video("cam", &dir.join("videos"), settings).unwrap();
+        (store, dir)
+    }
+
+    /// Feeds 10 fps with a keyframe every second, from `from_ms` for `frames` frames.
+    fn feed(w: &mut SegmentWriter, from_ms: i64, frames: i64, p: &Arc<VideoParams>) -> Vec<Written> {
+        (0..frames).flat_map(|i| w.push(&sample(from_ms + i * 100, i % 10 == 0, p)).unwrap()).collect()
+    }
+
+    fn spans_of(store: &VideoStore) -> Vec<(i64, i64)> {
+        store.ranges("cam", 0, i64::MAX).unwrap().unwrap().iter().map(|s| ((s.start - T0) / MS, (s.end - T0) / MS)).collect()
+    }
+
+    fn segments_of(store: &VideoStore) -> Vec<(i64, i64, u32)> {
+        let segs = store.segments("cam", 0, i64::MAX).unwrap().unwrap();
+        segs.iter().map(|s| ((s.start - T0) / MS, (s.end - T0) / MS, s.fragments.iter().map(|f| f.frames).sum())).collect()
+    }
+
+    #[test]
+    fn segments_split_at_the_first_keyframe_after_their_length_and_tile() {
+        let (store, dir) = store(3);
+        let p = params(0x1f);
+        let mut w = store.writer("cam").unwrap();
+        let out = feed(&mut w, 0, 100, &p);
+        let ends: Vec<EndReason> =
+            out.iter().filter_map(|o| if let Written::SegmentClosed { reason, .. } = o { Some(*reason) } else { None }).collect();
+        assert_eq!(ends, vec![EndReason::Length; 3]);
+        w.close().unwrap();
+        assert_eq!(segments_of(&store), vec![(0, 3000, 30), (3000, 6000, 30), (6000, 9000, 30), (9000, 10_000, 10)]);
+        assert_eq!(spans_of(&store), vec![(0, 10_000)]);
+        std::fs::remove_dir_all(dir).ok();
+    }
+
+    #[test]
+    fn clock_jumps_are_gaps_small_steps_back_are_not() {
+        let (store, dir) = store(60);
+        let p = params(0x1f);
+        let mut w = store.writer("cam").unwrap();
+        feed(&mut w, 0, 20, &p);
+        // 5 s forward: a gap and a new segment.
+        feed(&mut w, 7000, 20, &p);
+        // 0.2 s back (an NTP step): stays in the segment, decode times nudged forward.
+        feed(&mut w, 8700, 10, &p);
+        // 60 s back: a new segment before the others.
+        feed(&mut w, -60_000, 10, &p);
+        w.close().unwrap();
+        assert_eq!(segments_of(&store), vec![(-60_000, -59_000, 10), (0, 2000, 20), (7000, 9700, 30)]);
+        assert_eq!(spans_of(&store), vec![(-60_000, -59_000), (0, 2000), (7000, 9700)]);
+        std::fs::remove_dir_all(dir).ok();
+    }
+
+    #[test]
+    fn after_a_gap_frames_wait_for_a_keyframe_and_are_counted() {
+        let (store, dir) = store(60);
+        let p = params(0x1f);
+        let mut w = store.writer("cam").unwrap();
+        w.push(&sample(0, false, &p)).unwrap();
+        feed(&mut w, 100, 20, &p);
+        // A reconnect 10 s later lands mid-GOP: 5 frames until the next keyframe.
+        for i in 5..20 {
+            w.push(&sample(12_100 + i * 100, i % 10 == 0, &p)).unwrap();
+        }
+        assert_eq!(w.dropped(), 6);
+        w.close().unwrap();
+        assert_eq!(segments_of(&store), vec![(100, 2100, 20), (13_100, 14_100, 10)]);
+        std::fs::remove_dir_all(dir).ok();
+    }
+
+    #[test]
+    fn new_parameters_start_a_new_file() {
+        let (store, dir) = store(60);
+        let (a, b) = (params(0x1f), params(0x28));
+        let mut w = store.writer("cam").unwrap();
+        feed(&mut w, 0, 20, &a);
+        let out = feed(&mut w, 2000, 20, &b);
+        assert!(out.iter().any(|o| matches!(o, Written::SegmentClosed { reason: EndReason::Parameters, .. })));
+        w.close().unwrap();
+        let segs = store.segments("cam", 0, i64::MAX).unwrap().unwrap();
+        assert_eq!(segs.iter().map(|s| s.codec.as_str()).collect::<Vec<_>>(), vec!["avc1.4d401f", "avc1.4d401f"]);
+        assert_eq!(spans_of(&store), vec![(0, 4000)]);
+        std::fs::remove_dir_all(dir).ok();
+    }
+
+    #[test]
+    fn readers_see_the_open_segment_as_it_grows() {
+        let (store, dir) = store(60);
+        let p = params(0x1f);
+        let mut w = store.writer("cam").unwrap();
+        let out = feed(&mut w, 0, 25, &p);
+        let durable: Vec<&Fragment> =
+            out.iter().filter_map(|o| if let Written::Fragment { fragment, .. } = o { Some(fragment) } else { None }).collect();
+        assert_eq!(durable.len(), 2);
+        let segs = store.segments("cam", 0, i64::MAX).unwrap().unwrap();
+        assert_eq!((segs.len(), segs[0].open, segs[0].fragments.len()), (1, true, 2));
+        assert_eq!(spans_of(&store), vec![(0, 2000)]);
+        let v = &store.videos().unwrap()[0];
+        assert!(v.live && v.segments == 1 && v.bytes == segs[0].indexed_len());
+        // The bytes the index vouches for are on disk.
+        let len = std::fs::metadata(store.segment_path(&segs[0])).unwrap().len();
+        assert!(len >= segs[0].indexed_len());
+        w.close().unwrap();
+        let segs = store.segments("cam", 0, i64::MAX).unwrap().unwrap();
+        assert_eq!((segs[0].open, segs[0].fragments.len()), (false, 3));
+        assert!(!store.videos().unwrap()[0].live);
+        std::fs::remove_dir_all(dir).ok();
+    }
+
+    #[test]
+    fn one_writer_per_video_until_it_is_dropped() {
+        let (store, dir) = store(60);
+        let p = params(0x1f);
+        let mut w = store.writer("cam").unwrap();
+        assert!(matches!(store.writer("cam"), Err(StoreError::Busy(_))));
+        assert!(matches!(store.writer("other"), Err(StoreError::Invalid(_))));
+        feed(&mut w, 0, 15, &p);
+        drop(w); // closes: the pending GOP is written
+        assert_eq!(segments_of(&store), vec![(0, 1500, 15)]);
+        let mut w = store.writer("cam").unwrap();
+        feed(&mut w, 5000, 10, &p);
+        let out = w.close().unwrap();
+        assert!(matches!(out.last(), Some(Written::SegmentClosed { reason: EndReason::Closed, .. })));
+        std::fs::remove_dir_all(dir).ok();
+    }
+
+    #[test]
+    fn bad_input_is_refused_and_recording_resumes_at_the_next_keyframe() {
+        let (store, dir) = store(60);
+        let p = params(0x1f);
+        let mut w = store.writer("cam").unwrap();
+        let before_1970 = VideoSample { wall: -1, ..sample(0, true, &p) };
+        assert!(matches!(w.push(&before_1970), Err(StoreError::Invalid(_))));
+        let bad_params = Arc::new(VideoParams { avcc: Bytes::from_static(&[1, 2, 3]), ..(*p).clone() });
+        assert!(matches!(w.push(&sample(0, true, &bad_params)), Err(StoreError::Invalid(_))));
+        feed(&mut w, 0, 10, &p);
+        // Annex B handed over by mistake: the fragment holding it is refused, the segment
+        // ends with what was durable, the next keyframe starts another.
+        let annexb = VideoSample { data: Bytes::from_static(&[0, 0, 1, 0x41, 0x9a]), ..sample(1000, true, &p) };
+        w.push(&annexb).unwrap();
+        assert!(matches!(w.push(&sample(1100, true, &p)), Err(StoreError::Invalid(_))));
+        feed(&mut w, 1200, 10, &p);
+        w.close().unwrap();
+        assert_eq!(segments_of(&store), vec![(0, 1000, 10), (1200, 2200, 10)]);
+        std::fs::remove_dir_all(dir).ok();
+    }
+}
