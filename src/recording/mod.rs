@@ -36,6 +36,10 @@ pub use writer::{EndReason, SegmentWriter, Written};
 pub type Nanos = i64;
 
 /// One fragment of a segment file: one GOP, starting with a keyframe.
+///
+/// A GOP longer than 2 s is written as several moof+mdat pairs (each durable on its own)
+/// and indexed as one fragment covering them all; while its segment is open (`open`), the
+/// last fragment's entry grows with them.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Fragment {
     /// Offset of the moof in the segment file, and the length of moof + mdat.
