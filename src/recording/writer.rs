@@ -486,6 +486,35 @@ mod tests {
     }
 
     #[test]
+    fn a_long_gop_is_one_fragment_written_every_two_seconds() {
+        let (store, dir) = store(60);
+        let p = params(0x1f);
+        let mut w = store.writer("cam").unwrap();
+        // 5 s GOPs at 10 fps.
+        let out: Vec<Written> = (0..100).flat_map(|i| w.push(&sample(i * 100, i % 50 == 0, &p)).unwrap()).collect();
+        let reports: Vec<(u64, u64, u32)> = out
+            .iter()
+            .filter_map(|o| if let Written::Fragment { fragment: f, .. } = o { Some((f.offset, f.len, f.frames)) } else { None })
+            .collect();
+        // Durable at 2 s, 4 s and 5 s of the first GOP (one entry growing), then likewise
+        // in the second until close.
+        assert_eq!(reports.iter().map(|r| r.2).collect::<Vec<_>>(), vec![20, 40, 50, 20, 40]);
+        assert!(reports[0].0 == reports[2].0 && reports[0].1 < reports[1].1 && reports[1].1 < reports[2].1);
+        w.close().unwrap();
+        let seg = store.segments("cam", 0, i64::MAX).unwrap().unwrap().remove(0);
+        assert_eq!(seg.fragments.iter().map(|f| (f.frames, f.duration / MS)).collect::<Vec<_>>(), vec![(50, 5000), (50, 5000)]);
+        let mut f = File::open(store.segment_path(&seg)).unwrap();
+        let len = f.metadata().unwrap().len();
+        let scan = crate::recording::scan::scan(&mut f, len).unwrap();
+        assert_eq!(
+            scan.moofs.iter().map(|m| (m.frames, m.keyframe)).collect::<Vec<_>>(),
+            vec![(20, true), (20, false), (10, false), (20, true), (20, false), (10, false)]
+        );
+        assert_eq!(crate::recording::recover::fragments_of(&scan, seg.start), seg.fragments);
+        std::fs::remove_dir_all(dir).ok();
+    }
+
+    #[test]
     fn one_writer_per_video_until_it_is_dropped() {
         let (store, dir) = store(60);
         let p = params(0x1f);
