@@ -69,6 +69,10 @@ pub fn basic(t: SystemTime) -> String {
 /// `2020-05-12T23:33:10+02:00`), as hub messages carry in `eventTime`.
 pub fn parse_rfc3339(s: &str) -> Option<SystemTime> {
     let s = s.trim();
+    // RFC 3339 is ASCII; the fields below are sliced by byte.
+    if !s.is_ascii() {
+        return None;
+    }
     let b = s.as_bytes();
     if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || !(b[10] == b'T' || b[10] == b't' || b[10] == b' ') || b[13] != b':' || b[16] != b':'
     {
@@ -135,6 +139,9 @@ mod tests {
 
     #[test]
     fn rfc3339_parses_what_it_formats_and_offsets() {
+        // Non-ASCII where the fields are sliced: refused, not a panic.
+        assert_eq!(parse_rfc3339("2024-05-01T12:00:00+0\u{e9}00"), None);
+        assert_eq!(parse_rfc3339("2024-05-01T12:00:00.\u{e9}Z"), None);
         for ms in [0u64, 1_591_816_678_812, 951_782_400_000, 4_102_444_799_999] {
             let t = UNIX_EPOCH + Duration::from_millis(ms);
             assert_eq!(parse_rfc3339(&rfc3339_millis(t)), Some(t));

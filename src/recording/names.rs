@@ -1,6 +1,8 @@
 //! Names on disk: which video names are allowed (they become directory names) and segment file names from segment ids.
 
 use super::{Nanos, StoreError};
+use crate::clock;
+use std::time::{Duration, UNIX_EPOCH};
 
 /// Longest video name (SPEC's asset name rule: `^[^<>%&:\\/?*+.']{1,260}$`).
 pub const MAX_VIDEO_NAME: usize = 260;
@@ -38,55 +40,22 @@ pub fn id_for(wall: Nanos) -> Option<u64> {
 /// `20261122T080102.345Z.mp4`: the segment's start (its id, in ms), sortable and readable.
 pub fn segment_file_name(id: u64) -> String {
     let ms = id.min(MAX_ID);
-    let secs = (ms / 1000) as i64;
-    let (days, sod) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    let (y, m, d) = civil_from_days(days);
-    format!("{y:04}{m:02}{d:02}T{:02}{:02}{:02}.{:03}Z.mp4", sod / 3600, sod / 60 % 60, sod % 60, ms % 1000)
+    format!("{}.{:03}Z.mp4", clock::basic(UNIX_EPOCH + Duration::from_millis(ms)), ms % 1000)
 }
 
 /// The id of a file named by [`segment_file_name`]; `None` for any other name.
 pub fn parse_segment_file_name(name: &str) -> Option<u64> {
     let s = name.strip_suffix("Z.mp4")?;
     let b = s.as_bytes();
-    if b.len() != 19 || b[8] != b'T' || b[15] != b'.' {
+    if b.len() != 19 || b[8] != b'T' || b[15] != b'.' || !s.bytes().enumerate().all(|(i, c)| i == 8 || i == 15 || c.is_ascii_digit()) {
         return None;
     }
-    let digits = |r: std::ops::Range<usize>| -> Option<i64> {
-        let part = s.get(r)?;
-        part.bytes().all(|c| c.is_ascii_digit()).then(|| part.parse().ok())?
-    };
-    let (y, mo, d) = (digits(0..4)?, digits(4..6)?, digits(6..8)?);
-    let (h, mi, sec, ms) = (digits(9..11)?, digits(11..13)?, digits(13..15)?, digits(16..19)?);
-    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || sec > 59 {
-        return None;
-    }
-    let days = days_from_civil(y, mo, d);
-    let id = u64::try_from(((days * 86_400 + h * 3600 + mi * 60 + sec) * 1000) + ms).ok()?;
-    // Only names this module writes: 31 February is refused by the round trip.
+    // The same instant in RFC 3339, for the one date parser the project has.
+    let rfc = format!("{}-{}-{}T{}:{}:{}.{}Z", &s[0..4], &s[4..6], &s[6..8], &s[9..11], &s[11..13], &s[13..15], &s[16..19]);
+    let t = clock::parse_rfc3339(&rfc)?;
+    let id = u64::try_from(t.duration_since(UNIX_EPOCH).ok()?.as_millis()).ok()?;
+    // Only names this module writes: 31 February and leap seconds are refused by the round trip.
     (segment_file_name(id) == name).then_some(id)
-}
-
-/// Proleptic Gregorian date of a day count since 1970-01-01 (H. Hinnant's algorithm).
-fn civil_from_days(days: i64) -> (i64, i64, i64) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    (yoe + era * 400 + i64::from(month <= 2), month, day)
-}
-
-fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (month + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
 }
 
 #[cfg(test)]
