@@ -152,14 +152,15 @@ impl Inner {
         candidate.is_some_and(|c| constant_time_eq(&digest(c.as_bytes()), token))
     }
 
-    fn now(&self) -> Nanos {
-        clock::unix_nanos(self.clock.now())
+    /// The future starts after both the clock and the newest media (see Catalog::newest).
+    fn now(&self) -> Result<Nanos, ApiError> {
+        Ok(clock::unix_nanos(self.clock.now()).max(self.catalog.newest()?.unwrap_or(Nanos::MIN)))
     }
 
     fn window(&self, q: &Query, max: Nanos) -> Result<Span, ApiError> {
         let start = time::parse_time("start", q.get("start").ok_or(TimeError::Missing { param: "start" })?)?;
         let end = time::parse_time("end", q.get("end").ok_or(TimeError::Missing { param: "end" })?)?;
-        Ok(time::validate_window(start, end, self.now(), max)?)
+        Ok(time::validate_window(start, end, self.now()?, max)?)
     }
 
     fn segments(&self, video: &str, span: Span) -> Result<Vec<Segment>, ApiError> {
@@ -214,7 +215,7 @@ impl Inner {
         let uri = |s: &Segment| format!("segments/{}?at={}{token}", hls::encode_path_segment(&s.file), s.start);
         match time::parse_window(q.get("start"), q.get("end"))? {
             Some((start, end)) => {
-                let span = time::validate_window(start, end, self.now(), MAX_MEDIA_WINDOW)?;
+                let span = time::validate_window(start, end, self.now()?, MAX_MEDIA_WINDOW)?;
                 let segments = self.segments(video, span)?;
                 hls::vod_playlist(&segments, span, &uri).ok_or_else(|| Self::no_recording(video, span))
             }

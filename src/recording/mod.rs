@@ -161,4 +161,10 @@ pub trait Catalog: Send + Sync + 'static {
     fn segment_path(&self, segment: &Segment) -> std::path::PathBuf;
     /// Protects the segments' files from retention until the lease is dropped.
     fn lease(&self, segments: &[Segment]) -> Lease;
+    /// The end of the newest media of any video. Playback treats a window as "in the
+    /// future" only after both the clock and this: media recorded while the clock was
+    /// ahead (corrected later by NTP) or from a camera sped up for tests stays reachable.
+    fn newest(&self) -> Result<Option<Nanos>, StoreError> {
+        Ok(None)
+    }
 }

@@ -255,6 +255,17 @@ impl Catalog for VideoStore {
         Ok(out)
     }
 
+    fn newest(&self) -> Result<Option<Nanos>, StoreError> {
+        let names: Vec<String> = self.inner.videos.read().map_err(poisoned)?.keys().cloned().collect();
+        let mut newest = None;
+        for name in names {
+            let stored = self.inner.index.span_bounds(&name)?.map(|b| b.end);
+            let live = self.live(&name)?.filter(|l| !l.fragments.is_empty()).map(|l| l.end);
+            newest = newest.max(stored).max(live);
+        }
+        Ok(newest)
+    }
+
     fn segments(&self, video: &str, start: Nanos, end: Nanos) -> Result<Option<Vec<Segment>>, StoreError> {
         if !self.known(video)? {
             return Ok(None);
@@ -330,7 +341,7 @@ mod tests {
         assert_eq!(store.ensure_video("lobby", &cache.join("..").join("cache"), later).unwrap().title, "Lobby");
         assert!(matches!(store.ensure_video("lobby", &dir.join("elsewhere"), settings()), Err(StoreError::Invalid(_))));
         assert!(store.video_dir("lobby").unwrap().ends_with("cache/lobby"));
-        for bad in ["", "../etc", "a/b", "x.y"] {
+        for bad in ["", "../etc", "a/b", ".x"] {
             assert!(matches!(store.ensure_video(bad, &cache, settings()), Err(StoreError::Invalid(_))), "{bad:?}");
         }
         assert!(matches!(store.ensure_video("z", &cache, VideoSettings { segment_length: 0, ..settings() }), Err(StoreError::Invalid(_))));
