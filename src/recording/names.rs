@@ -7,8 +7,10 @@ use std::time::{Duration, UNIX_EPOCH};
 /// Longest video name (SPEC's asset name rule: `^[^<>%&:\\/?*+.']{1,260}$`).
 pub const MAX_VIDEO_NAME: usize = 260;
 
-/// Characters SPEC's asset name rule refuses; with them go path separators and `..`.
-const FORBIDDEN: &[char] = &['<', '>', '%', '&', ':', '\\', '/', '?', '*', '+', '.', '\''];
+/// Characters SPEC's asset name rule refuses in literal text; with them go path separators.
+/// A dot is allowed except first (no `.`, `..` or hidden directories): AVA's `videoName`
+/// allows dots and `${System.PreciseDateTime}` renders one into asset names.
+const FORBIDDEN: &[char] = &['<', '>', '%', '&', ':', '\\', '/', '?', '*', '+', '\''];
 
 /// Latest segment start a file name can carry (9999-12-31T23:59:59.999Z), in ms.
 pub const MAX_ID: u64 = 253_402_300_799_999;
@@ -22,8 +24,11 @@ pub fn validate_video_name(name: &str) -> Result<(), StoreError> {
     }
     if let Some(c) = name.chars().find(|c| FORBIDDEN.contains(c) || c.is_control()) {
         return Err(StoreError::Invalid(format!(
-            "video name {name:?} contains {c:?}; names may not contain control characters or any of < > % & : \\ / ? * + . '"
+            "video name {name:?} contains {c:?}; names may not contain control characters or any of < > % & : \\ / ? * + '"
         )));
+    }
+    if name.starts_with('.') {
+        return Err(StoreError::Invalid(format!("video name {name:?} starts with '.'")));
     }
     if name.trim() != name {
         return Err(StoreError::Invalid(format!("video name {name:?} starts or ends with white space")));
@@ -64,10 +69,10 @@ mod tests {
 
     #[test]
     fn spec_names_pass_and_paths_do_not() {
-        for ok in ["camera-001", "Lobby cam", "a", "étage_2", &"x".repeat(260)] {
+        for ok in ["camera-001", "Lobby cam", "a", "étage_2", "cam.1", "clip-20261122T080102.345Z", &"x".repeat(260)] {
             validate_video_name(ok).unwrap_or_else(|e| panic!("{ok}: {e}"));
         }
-        for bad in ["", "../x", "a/b", "a\\b", "..", "a.b", "a\nb", "a\0b", "c:", "50%", " lead", &"x".repeat(261)] {
+        for bad in ["", "../x", "a/b", "a\\b", "..", "a\nb", "a\0b", ".hidden", "c:", "50%", " lead", &"x".repeat(261)] {
             assert!(matches!(validate_video_name(bad), Err(StoreError::Invalid(_))), "{bad:?} accepted");
         }
     }
