@@ -115,8 +115,13 @@ async fn an_instance_whose_node_keeps_failing_restarts_whole() {
     // A real plan: camera (unreachable, retrying) + hub-triggered gate + file sink.
     let state = std::env::temp_dir().join(format!("vela-sup-{}", uuid::Uuid::new_v4()));
     let rec = Arc::new(Recorder::default());
-    let services =
-        Services { events: events(rec.clone()), inputs: Default::default(), state_dir: state.clone(), clock: Arc::new(SystemClock) };
+    let services = Services {
+        events: events(rec.clone()),
+        inputs: Default::default(),
+        state_dir: state.clone(),
+        clock: Arc::new(SystemClock),
+        recordings: None,
+    };
     let topo: serde_json::Value =
         serde_json::from_slice(&std::fs::read(common::fixture("reference/ava-topologies/evr-hubMessage-file-sink/topology.json")).unwrap())
             .unwrap();

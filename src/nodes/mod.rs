@@ -9,10 +9,11 @@ pub mod sinks;
 pub mod sources;
 
 use crate::control::{ActivationError, InstanceKey};
+use crate::recording::{StoreError, VideoSettings};
 use crate::runtime::node::NodeFactory;
 use crate::runtime::Services;
 use crate::topology::nodes::rtsp_source::Transport;
-use crate::topology::{ApiVersion, GraphPlan, NodeSettings, PlanNode};
+use crate::topology::{ApiVersion, Flow, GraphPlan, NodeSettings, PlanNode};
 
 /// Builds the factory of a node, or says why it cannot run.
 pub fn factory(
@@ -58,6 +59,63 @@ pub fn factory(
             let (pattern, quota) = (s.file_name_pattern.clone(), s.maximum_size_mib);
             Ok(Box::new(move || Box::new(sinks::file::FileSink::new(dir.clone(), pattern.clone(), quota))))
         }
+        NodeSettings::VideoSink(s) => {
+            let settings = VideoSettings {
+                title: s.title.clone().unwrap_or_default(),
+                description: s.description.clone().unwrap_or_default(),
+                segment_length: s.segment_length.as_nanos(),
+                retention: s.retention_period.map(|d| d.as_nanos()),
+                max_bytes: Some(s.local_media_cache_maximum_size_mib.saturating_mul(1 << 20)),
+            };
+            let cache_dir = services.resolve(&s.local_media_cache_path);
+            recording_sink(node, plan, services, sinks::video::Target::Video(s.video_name.clone()), cache_dir, settings)
+        }
+        NodeSettings::AssetSink(s) => {
+            let settings = VideoSettings {
+                title: String::new(),
+                description: format!("recorded by graph instance '{}', node '{}'", key.1, node.name),
+                segment_length: s.segment_length.as_nanos(),
+                retention: None,
+                max_bytes: s.local_media_cache_maximum_size_mib.map(|m| m.saturating_mul(1 << 20)),
+            };
+            // LVA 1.0 made the cache optional: Vela keeps those assets under the state folder.
+            let cache_dir = services.resolve(s.local_media_cache_path.as_deref().unwrap_or(DEFAULT_ASSET_DIR));
+            recording_sink(node, plan, services, sinks::video::Target::Asset(s.asset_name_pattern.clone()), cache_dir, settings)
+        }
         _ => unsupported(),
     }
+}
+
+/// Where an AssetSink without `localMediaCachePath` (LVA 1.0) keeps its videos, under the state folder.
+pub const DEFAULT_ASSET_DIR: &str = "assets";
+
+/// The factory of a video or asset sink. A VideoSink's video is created here, so a bad
+/// name, an unusable folder or a video another instance is recording refuses the activation.
+fn recording_sink(
+    node: &PlanNode<NodeSettings>,
+    plan: &GraphPlan,
+    services: &Services,
+    target: sinks::video::Target,
+    cache_dir: std::path::PathBuf,
+    settings: VideoSettings,
+) -> Result<NodeFactory, ActivationError> {
+    let Some(store) = services.recordings.clone() else {
+        return Err(ActivationError::Resource(format!("node '{}': this engine has no video store to record into", node.name)));
+    };
+    if plan.inputs_of(&node.name).any(|e| e.flow == Flow::Events) {
+        return Err(ActivationError::Invalid(format!(
+            "node '{}': recording inference events along with the video is not supported yet; route only media into it",
+            node.name
+        )));
+    }
+    let resource = |e: StoreError| ActivationError::Resource(format!("node '{}': {e}", node.name));
+    let config = sinks::video::VideoSinkConfig { target, cache_dir, settings };
+    let claimed = sinks::video::ClaimedWriter::default();
+    if let sinks::video::Target::Video(name) = &config.target {
+        config.video_for(&store, 0).map_err(resource)?;
+        // A video has one writer (SPEC §1.4): claimed now, so a second instance on the same
+        // video is refused at its activation rather than failing to record later.
+        *claimed.lock().expect("fresh lock") = Some(store.writer(name).map_err(resource)?);
+    }
+    Ok(Box::new(move || Box::new(sinks::video::VideoSink::new(store.clone(), config.clone(), &claimed))))
 }

@@ -165,6 +165,15 @@ impl SegmentWriter {
         Ok(out)
     }
 
+    /// Ends the open segment (a gated recording stopped) and keeps the video: the next
+    /// push starts a new segment at a keyframe, after a gap.
+    pub fn end_recording(&mut self) -> Result<Vec<Written>, StoreError> {
+        let mut out = Vec::new();
+        self.end_segment(EndReason::Closed, None, &mut out)?;
+        self.store.index().flush()?;
+        Ok(out)
+    }
+
     /// Writes the pending GOP, syncs and closes the segment; the writer accepts nothing after.
     pub fn close(mut self) -> Result<Vec<Written>, StoreError> {
         self.close_inner()

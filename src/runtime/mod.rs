@@ -26,6 +26,8 @@ pub struct Services {
     /// Relative paths in topologies resolve under it.
     pub state_dir: PathBuf,
     pub clock: Arc<dyn Clock>,
+    /// Where video and asset sinks record; `None` refuses them at activation.
+    pub recordings: Option<crate::recording::VideoStore>,
 }
 
 impl Services {

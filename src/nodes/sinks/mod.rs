@@ -2,3 +2,4 @@
 
 pub mod file;
 pub mod hub_message;
+pub mod video;
