@@ -179,6 +179,8 @@ pub struct Vela {
     pub config: PathBuf,
     pub state: PathBuf,
     pub hub_url: String,
+    /// The player page and playback API.
+    pub playback_port: u16,
     pub log: PathBuf,
     child: Option<Child>,
     lines: Option<mpsc::Receiver<String>>,
@@ -198,7 +200,9 @@ impl Vela {
             Some(url) => format!("[hub]\nurl = \"{url}\"\n"),
             None => format!("[hub]\nlisten = \"127.0.0.1:{hub_port}\"\n"),
         };
-        std::fs::write(config.join("appliance.toml"), format!("device_id = \"vela\"\n{hub}"))?;
+        let playback_port = mqtt::free_port();
+        let playback = format!("[playback]\nlisten = \"127.0.0.1:{playback_port}\"\n");
+        std::fs::write(config.join("appliance.toml"), format!("device_id = \"vela\"\n{hub}{playback}"))?;
         let mut d: Value = serde_json::from_slice(&std::fs::read(repo().join("config/deployment.json"))?)?;
         let mc = &mut d["modulesContent"];
         mc["$edgeAgent"]["properties.desired"]["modules"].as_object_mut().context("deployment.json: no modules")?.remove("rtspsim");
@@ -209,7 +213,7 @@ impl Vela {
             json!("FROM /messages/modules/trigger/outputs/* INTO BrokeredEndpoint(\"/modules/avaedge/inputs/recordingTrigger\")");
         std::fs::write(config.join("deployment.json"), serde_json::to_vec_pretty(&d)?)?;
         let log = root.join("vela.log");
-        Ok(Vela { bin: bin.to_path_buf(), root, config, state, hub_url, log, child: None, lines: None })
+        Ok(Vela { bin: bin.to_path_buf(), root, config, state, hub_url, playback_port, log, child: None, lines: None })
     }
 
     /// The command a reader would type.

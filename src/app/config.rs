@@ -20,6 +20,63 @@ pub struct Appliance {
     pub device_id: String,
     #[serde(default)]
     pub hub: HubConfig,
+    #[serde(default)]
+    pub recording: RecordingConfig,
+    #[serde(default)]
+    pub playback: PlaybackConfig,
+}
+
+/// The video store's appliance-wide limits (per-video limits come from the sinks).
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RecordingConfig {
+    /// All videos together stay below this; oldest segments go first. None: no cap.
+    pub max_size_mib: Option<u64>,
+    /// Oldest segments go first while the disk holding a video has less free space.
+    #[serde(default = "default_min_free_mib")]
+    pub min_free_mib: u64,
+    /// How often retention runs.
+    #[serde(default = "default_retention_interval")]
+    pub retention_interval_seconds: u64,
+}
+
+impl Default for RecordingConfig {
+    fn default() -> Self {
+        RecordingConfig {
+            max_size_mib: None,
+            min_free_mib: default_min_free_mib(),
+            retention_interval_seconds: default_retention_interval(),
+        }
+    }
+}
+
+fn default_min_free_mib() -> u64 {
+    1024
+}
+
+fn default_retention_interval() -> u64 {
+    60
+}
+
+/// The playback API and player page.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PlaybackConfig {
+    /// Where the player page and the API listen; port 0 picks a free one.
+    #[serde(default = "default_playback_listen")]
+    pub listen: SocketAddr,
+    /// A bearer token every API request must present; none by default (loopback only).
+    pub token: Option<String>,
+}
+
+impl Default for PlaybackConfig {
+    fn default() -> Self {
+        PlaybackConfig { listen: default_playback_listen(), token: None }
+    }
+}
+
+fn default_playback_listen() -> SocketAddr {
+    "127.0.0.1:8080".parse().expect("valid address")
 }
 
 #[derive(Clone, Debug, Deserialize, PartialEq)]
@@ -55,11 +112,29 @@ impl Appliance {
         let text = match std::fs::read_to_string(&path) {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Ok(Appliance { device_id: default_device(), hub: HubConfig::default() })
+                return Ok(Appliance {
+                    device_id: default_device(),
+                    hub: HubConfig::default(),
+                    recording: RecordingConfig::default(),
+                    playback: PlaybackConfig::default(),
+                })
             }
             Err(source) => return Err(ConfigError::Read { path, source }),
         };
-        toml::from_str(&text).map_err(|e| ConfigError::Invalid { path, message: e.to_string() })
+        let a: Appliance = toml::from_str(&text).map_err(|e| ConfigError::Invalid { path: path.clone(), message: e.to_string() })?;
+        if a.recording.retention_interval_seconds == 0 {
+            return Err(ConfigError::Invalid { path, message: "recording.retention_interval_seconds must be at least 1".into() });
+        }
+        if !a.playback.listen.ip().is_loopback() && a.playback.token.as_deref().unwrap_or("").is_empty() {
+            return Err(ConfigError::Invalid {
+                path,
+                message: format!(
+                    "playback.listen {} is reachable from other machines: set playback.token, or listen on 127.0.0.1",
+                    a.playback.listen
+                ),
+            });
+        }
+        Ok(a)
     }
 }
 
@@ -124,6 +199,27 @@ mod tests {
         std::fs::write(dir.join("appliance.toml"), "device_id = \"x\"\n[hub]\nlisten = \"127.0.0.1:1\"\nlistne = 3\n").unwrap();
         let e = Appliance::load(&dir).unwrap_err().to_string();
         assert!(e.contains("appliance.toml") && e.contains("listne"), "{e}");
+        std::fs::remove_dir_all(dir).ok();
+    }
+
+    #[test]
+    fn recording_and_playback_settings_have_safe_defaults_and_checks() {
+        let dir = std::env::temp_dir().join(format!("vela-cfg-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let load = |text: &str| {
+            std::fs::write(dir.join("appliance.toml"), text).unwrap();
+            Appliance::load(&dir)
+        };
+        let a = load("").unwrap();
+        assert_eq!(a.recording, RecordingConfig { max_size_mib: None, min_free_mib: 1024, retention_interval_seconds: 60 });
+        assert_eq!(a.playback.listen, "127.0.0.1:8080".parse().unwrap());
+        let a = load("[recording]\nmax_size_mib = 2048\n[playback]\nlisten = \"0.0.0.0:80\"\ntoken = \"s3cret\"\n").unwrap();
+        assert_eq!(a.recording.max_size_mib, Some(2048));
+        // Reachable from the network without a token: refused, saying what to do.
+        let e = load("[playback]\nlisten = \"0.0.0.0:8080\"\n").unwrap_err().to_string();
+        assert!(e.contains("playback.token"), "{e}");
+        let e = load("[recording]\nretention_interval_seconds = 0\n").unwrap_err().to_string();
+        assert!(e.contains("retention_interval_seconds"), "{e}");
         std::fs::remove_dir_all(dir).ok();
     }
 

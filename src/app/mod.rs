@@ -2,6 +2,7 @@
 
 pub mod config;
 pub mod ops;
+pub mod recording;
 
 use crate::clock::{parse_rfc3339, unix_nanos, SystemClock};
 use crate::control::Controller;
@@ -11,6 +12,7 @@ use crate::runtime::inputs::HubInputs;
 use crate::runtime::packet::{Event, Packet};
 use crate::runtime::{Runtime, Services};
 use crate::store::Store;
+use crate::topology::Generation;
 use anyhow::{bail, Context};
 use config::{deployment_modules, module_kind, Appliance, ModuleKind};
 use serde_json::Value;
@@ -35,10 +37,12 @@ pub struct Running {
     engines: Vec<Engine>,
     cameras: Vec<crate::modules::rtspsim::Server>,
     counters: Vec<crate::modules::object_counter::ObjectCounter>,
+    recordings: Option<recording::Recordings>,
 }
 
 struct Engine {
     runtime: Arc<Runtime>,
+    events: Events,
     watcher: tokio::task::JoinHandle<()>,
     client: ModuleClient,
 }
@@ -119,11 +123,18 @@ pub async fn start(opts: &RunOptions) -> anyhow::Result<Running> {
             cameras.push(server);
         }
     }
+    let recordings = recording::start(&appliance, &opts.state_dir).await?;
     let mut engines = Vec::new();
     let mut counters = Vec::new();
     for (name, image) in &modules {
         match module_kind(image) {
-            Some(ModuleKind::Engine) => engines.push(start_engine(name, options(name), opts).await?),
+            Some(ModuleKind::Engine) => {
+                let engine = start_engine(name, options(name), opts, recordings.store.clone()).await?;
+                let generation =
+                    if image.to_ascii_lowercase().contains("live-video-analytics") { Generation::Lva } else { Generation::Ava };
+                recordings.alert_to(engine.events.clone(), generation);
+                engines.push(engine);
+            }
             Some(ModuleKind::ObjectCounter) => {
                 let client =
                     ModuleClient::connect(options(name)).await.with_context(|| format!("module '{name}' cannot connect to the hub"))?;
@@ -137,10 +148,15 @@ pub async fn start(opts: &RunOptions) -> anyhow::Result<Running> {
             None => println!("module {name}: image '{image}' is not one Vela runs; start it yourself against {hub_url}"),
         }
     }
-    Ok(Running { hub_url, _broker: broker, hub: Some(hub), engines, cameras, counters })
+    Ok(Running { hub_url, _broker: broker, hub: Some(hub), engines, cameras, counters, recordings: Some(recordings) })
 }
 
 impl Running {
+    /// Where the player page and the playback API listen.
+    pub fn playback_addr(&self) -> Option<SocketAddr> {
+        self.recordings.as_ref().map(|r| r.playback_addr)
+    }
+
     /// Stops instances (finishing their files) without changing their desired state:
     /// they come back on the next start.
     pub async fn stop(mut self) {
@@ -148,6 +164,9 @@ impl Running {
             e.watcher.abort();
             e.runtime.stop_all().await;
             e.client.disconnect().await;
+        }
+        if let Some(r) = self.recordings.take() {
+            r.stop().await;
         }
         for c in self.counters.drain(..) {
             c.shutdown().await;
@@ -184,7 +203,12 @@ fn event_outputs(desired: &Value) -> EventOutputs {
     EventOutputs { diagnostics: get("diagnosticsEventsOutputName"), operational: get("operationalEventsOutputName") }
 }
 
-async fn start_engine(name: &str, options: ClientOptions, opts: &RunOptions) -> anyhow::Result<Engine> {
+async fn start_engine(
+    name: &str,
+    options: ClientOptions,
+    opts: &RunOptions,
+    recordings: crate::recording::VideoStore,
+) -> anyhow::Result<Engine> {
     let client = ModuleClient::connect(options).await.with_context(|| format!("module '{name}' cannot connect to the hub"))?;
     let mut twin = client.twin_desired().await.with_context(|| format!("module '{name}': no twin"))?;
     let desired = twin.borrow().clone();
@@ -225,8 +249,13 @@ async fn start_engine(name: &str, options: ClientOptions, opts: &RunOptions) -> 
     }
 
     let inputs = HubInputs::default();
-    let services =
-        Services { events: events.clone(), inputs: inputs.clone(), state_dir: opts.state_dir.clone(), clock: Arc::new(SystemClock) };
+    let services = Services {
+        events: events.clone(),
+        inputs: inputs.clone(),
+        state_dir: opts.state_dir.clone(),
+        clock: Arc::new(SystemClock),
+        recordings: Some(recordings),
+    };
     let runtime = Arc::new(Runtime::new(services));
     let store = Store::open(&opts.state_dir.join("db"))
         .with_context(|| format!("cannot open the state database in {}", opts.state_dir.display()))?;
@@ -257,7 +286,7 @@ async fn start_engine(name: &str, options: ClientOptions, opts: &RunOptions) -> 
     for ((g, instance), r) in controller.restore().await {
         tracing::warn!(?g, %instance, status = r.status, payload = ?r.payload, "instance could not be re-activated");
     }
-    let watcher = crate::watch::ConfigSync::new(controller.clone(), events, &opts.config_dir)
+    let watcher = crate::watch::ConfigSync::new(controller.clone(), events.clone(), &opts.config_dir)
         .watch()
         .await
         .context("cannot watch the config folder")?;
@@ -266,7 +295,7 @@ async fn start_engine(name: &str, options: ClientOptions, opts: &RunOptions) -> 
         opts.config_dir.display(),
         opts.state_dir.display()
     );
-    Ok(Engine { runtime, watcher, client })
+    Ok(Engine { runtime, events, watcher, client })
 }
 
 /// `config/` and `state/` next to the working directory, as the README's run command expects.

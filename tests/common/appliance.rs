@@ -29,13 +29,18 @@ pub struct Setup {
     pub camera_speed: f64,
     /// An external broker URL instead of the embedded one.
     pub external_hub: Option<String>,
+    /// Also run the demo's continuous recording (config/instances/cvr-camera-1.json).
+    pub cvr: bool,
 }
 
 impl Default for Setup {
     fn default() -> Self {
-        Setup { demo_graph: true, demo_topology: None, camera_speed: 4.0, external_hub: None }
+        Setup { demo_graph: true, demo_topology: None, camera_speed: 4.0, external_hub: None, cvr: false }
     }
 }
+
+/// The demo's continuous recording instance file.
+pub const CVR_INSTANCE: &str = "cvr-camera-1.json";
 
 /// The hub-triggered recorder (config/topologies/evr-hub-trigger.json).
 pub const HUB_TRIGGER: &str = "EVRtoFilesOnHubTrigger";
@@ -60,6 +65,7 @@ pub struct Appliance {
     pub state: PathBuf,
     pub hub_port: u16,
     pub camera_port: u16,
+    pub playback_port: u16,
     pub hub_url: String,
     child: Option<Child>,
     lines: Option<mpsc::Receiver<String>>,
@@ -76,12 +82,16 @@ impl Appliance {
         std::os::unix::fs::symlink(repo().join("config/media"), config.join("media")).unwrap();
         let hub_port = free_port();
         let camera_port = free_port();
+        let playback_port = free_port();
         let hub_url = setup.external_hub.clone().unwrap_or(format!("mqtt://127.0.0.1:{hub_port}"));
         let hub = match &setup.external_hub {
             Some(url) => format!("[hub]\nurl = \"{url}\"\n"),
             None => format!("[hub]\nlisten = \"127.0.0.1:{hub_port}\"\n"),
         };
-        std::fs::write(config.join("appliance.toml"), format!("device_id = \"vela\"\n{hub}")).unwrap();
+        let playback = format!("[playback]\nlisten = \"127.0.0.1:{playback_port}\"\n");
+        // Retention every second: tests see its effects without waiting a minute.
+        let recording = "[recording]\nmin_free_mib = 0\nretention_interval_seconds = 1\n";
+        std::fs::write(config.join("appliance.toml"), format!("device_id = \"vela\"\n{hub}{playback}{recording}")).unwrap();
         let mut deployment: Value = serde_json::from_slice(&std::fs::read(repo().join("config/deployment.json")).unwrap()).unwrap();
         deployment["modulesContent"]["rtspsim"]["properties.desired"]["listen"] = json!(format!("127.0.0.1:{camera_port}"));
         deployment["modulesContent"]["rtspsim"]["properties.desired"]["speed"] = json!(setup.camera_speed);
@@ -97,8 +107,11 @@ impl Appliance {
             for d in ["topologies", "instances"] {
                 for e in std::fs::read_dir(repo().join("config").join(d)).unwrap() {
                     let p = e.unwrap().path();
+                    if d == "instances" && p.file_name().unwrap() == CVR_INSTANCE && !setup.cvr {
+                        continue;
+                    }
                     let mut text = std::fs::read_to_string(&p).unwrap().replace("127.0.0.1:8554", &format!("127.0.0.1:{camera_port}"));
-                    if let (Some(t), "instances") = (setup.demo_topology, d) {
+                    if let (Some(t), "instances", true) = (setup.demo_topology, d, p.file_name().unwrap() != CVR_INSTANCE) {
                         let mut v: Value = serde_json::from_str(&text).unwrap();
                         v["properties"]["topologyName"] = json!(t);
                         text = serde_json::to_string_pretty(&v).unwrap();
@@ -107,7 +120,7 @@ impl Appliance {
                 }
             }
         }
-        Appliance { root, config, state, hub_port, camera_port, hub_url, child: None, lines: None }
+        Appliance { root, config, state, hub_port, camera_port, playback_port, hub_url, child: None, lines: None }
     }
 
     /// Starts `vela run` and waits until the engine serves direct methods.
