@@ -347,3 +347,52 @@ fn a_video_another_instance_records_is_refused_at_activation() {
         assert_eq!(p.unwrap()["properties"]["state"], "active");
     });
 }
+
+#[test]
+fn below_the_free_space_floor_the_oldest_segments_go_and_the_engine_says_so() {
+    // A floor no disk can meet: every finished segment is deleted as soon as retention runs
+    // (every second in tests), the open one never, and the engine raises the alert.
+    let setup = Setup { cvr: true, demo_topology: Some(HUB_TRIGGER), camera_speed: 8.0, ..Setup::default() };
+    let mut app = Appliance::new(&setup);
+    let toml = std::fs::read_to_string(app.config.join("appliance.toml")).unwrap().replace("min_free_mib = 0", "min_free_mib = 1000000000");
+    std::fs::write(app.config.join("appliance.toml"), toml).unwrap();
+    app.start();
+    let rt = rt();
+    let mut events = rt.block_on(async {
+        let observer = app.client("observer").await;
+        let rx = observer.inputs().await.unwrap();
+        std::mem::forget(observer);
+        rx
+    });
+    // 30 s segments at 8× pace: the first closes after about 4 s.
+    let alert = rt.block_on(next_event(&mut events, "Diagnostics.StorageError", Duration::from_secs(40)));
+    assert_eq!(alert.property("subject"), Some("/edgeModules/avaedge"));
+    let body = alert.body_json().unwrap();
+    assert_eq!(body["code"], "LowDiskSpace", "{body}");
+    assert_eq!(body["minimumFreeBytes"], json!(1_000_000_000u64 << 20));
+    assert!(body["freeBytes"].as_u64().is_some() && body["segmentsDeleted"].as_u64().is_some(), "{body}");
+    // Segments are deleted as soon as they are finished: the video's start moves on, and
+    // what is left is the segment being written, still playable.
+    let first_start = |app: &Appliance| {
+        let list = get_json(app.playback_port, "/api/videos");
+        list["videos"].as_array().unwrap().iter().find(|v| v["name"] == "camera-1").cloned()
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(40);
+    let mut starts = Vec::new();
+    loop {
+        if let Some(v) = first_start(&app).filter(|v| v["start"].is_string()) {
+            if starts.last() != Some(&v["start"]) {
+                starts.push(v["start"].clone());
+            }
+            if starts.len() >= 3 {
+                assert_eq!(v["segments"], 1, "{v}");
+                assert_eq!(v["live"], true);
+                break;
+            }
+        }
+        assert!(std::time::Instant::now() < deadline, "finished segments were not deleted: starts seen {starts:?}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let files = std::fs::read_dir(app.state.join("videos/camera-1")).unwrap().count();
+    assert!(files <= 2, "the deleted segments' files are gone too ({files} left)");
+}
