@@ -10,6 +10,7 @@ pub mod bmff;
 pub mod error;
 pub mod export;
 pub mod hls;
+pub mod page;
 pub mod range;
 pub mod server;
 pub mod time;

@@ -115,7 +115,7 @@ impl Playback {
         let this = self.clone();
         let server = HttpServer::new(move || {
             let playback = this.clone();
-            App::new().configure(move |cfg| playback.configure(cfg))
+            App::new().configure(move |cfg| playback.configure(cfg)).configure(super::page::configure)
         })
         .disable_signals()
         .bind(addr)?;
