@@ -230,6 +230,17 @@ fn secs(ns: Nanos) -> f64 {
 #[test]
 fn the_player_page_plays_what_the_timeline_is_clicked_at() {
     let started = Instant::now();
+    // Directories of earlier runs that failed (a failure leaves its directory to look at)
+    // and have ended; and the last failure's screenshot, now stale.
+    for old in std::fs::read_dir(std::env::temp_dir()).into_iter().flatten().flatten() {
+        let name = old.file_name().to_string_lossy().into_owned();
+        if let Some(pid) = name.strip_prefix("vela-player-page-") {
+            if !Path::new("/proc").join(pid).exists() {
+                let _ = std::fs::remove_dir_all(old.path());
+            }
+        }
+    }
+    let _ = std::fs::remove_file(artifacts().join("player-page-failure.png"));
     let dir = std::env::temp_dir().join(format!("vela-player-page-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let store = VideoStore::open(&dir.join("index"), StoreLimits::default()).unwrap();
