@@ -80,6 +80,8 @@ pub const MAX_REGIONS: usize = 16;
 
 const BG_SHIFT: u32 = 4; // background learns 1/16 per frame
 const DEV_SHIFT: u32 = 5; // per-pixel noise learns 1/32 per frame
+/// The global histograms (brightness offset, noise) look at every 4th pixel.
+const HIST_STEP: usize = 4;
 const SIGMA_SHIFT: u32 = 5; // global noise learns 1/32 per frame
 const DEV_INIT_Q4: i32 = 2 * 16; // 2 grey levels
 const NONE: Nanos = Nanos::MIN;
@@ -259,6 +261,8 @@ pub struct MotionDetector {
     /// Per-pixel mean absolute deviation, grey level × 16.
     dev: Vec<u16>,
     resid: Vec<i16>,
+    /// Per-pixel change threshold of the current frame (grey level × 16).
+    thr: Vec<i32>,
     cell_count: Vec<u32>,
     /// Changed-pixel bounding box per cell: min x, min y, max x, max y.
     cell_box: Vec<[u16; 4]>,
@@ -326,6 +330,7 @@ impl MotionDetector {
             bg: Vec::new(),
             dev: Vec::new(),
             resid: Vec::new(),
+            thr: Vec::new(),
             cell_count: Vec::new(),
             cell_box: Vec::new(),
             cell_moving: Vec::new(),
@@ -368,6 +373,7 @@ impl MotionDetector {
         self.bg = vec![0; n];
         self.dev = vec![0; n];
         self.resid = vec![0; n];
+        self.thr = vec![0; n];
         self.cell_count = vec![0; g];
         self.cell_box = vec![[0; 4]; g];
         self.cell_moving = vec![false; g];
@@ -434,22 +440,27 @@ impl MotionDetector {
             return Vec::new();
         }
 
-        // Global brightness offset: median of frame − background.
-        let mut hist = [0u32; 511];
-        for i in 0..n {
-            let b = (self.bg[i] + 128) >> 8;
-            hist[(self.cur[i] as i32 - b + 255) as usize] += 1;
+        // Global brightness offset: median of frame − background, over every
+        // HIST_STEP-th pixel (thousands of samples: the median is as good, at a fraction of
+        // the cost of the scattered histogram increments).
+        let mut hist = [0u32; 512];
+        let mut sampled = 0;
+        for (c, b) in self.cur.iter().zip(&self.bg).step_by(HIST_STEP) {
+            hist[((*c as i32 - ((b + 128) >> 8) + 255) as usize) & 511] += 1;
+            sampled += 1;
         }
-        let offset = hist_median(&hist, n) as i32 - 255;
+        let offset = hist_median(&hist, sampled) as i32 - 255;
 
-        // Compensated residual and its absolute-value histogram (→ global noise).
-        let mut ahist = [0u32; 256];
-        for i in 0..n {
-            let d = self.cur[i] as i32 - ((self.bg[i] + 128) >> 8) - offset;
-            self.resid[i] = d as i16;
-            ahist[d.unsigned_abs().min(255) as usize] += 1;
+        // Compensated residual (every pixel) and its absolute-value histogram (sampled, →
+        // global noise).
+        for ((r, c), b) in self.resid.iter_mut().zip(&self.cur).zip(&self.bg) {
+            *r = (*c as i32 - ((b + 128) >> 8) - offset) as i16;
         }
-        let frame_sigma = (hist_median_interp(&ahist, n) * 1.4826 * 16.0).round() as i32;
+        let mut ahist = [0u32; 256];
+        for r in self.resid.iter().step_by(HIST_STEP) {
+            ahist[(r.unsigned_abs().min(255) as usize) & 255] += 1;
+        }
+        let frame_sigma = (hist_median_interp(&ahist, sampled) * 1.4826 * 16.0).round() as i32;
         let warm = self.frames < WARMUP_FRAMES;
         if warm {
             let k = self.frames as i32;
@@ -462,6 +473,11 @@ impl MotionDetector {
         let k16 = (self.th.k_sigma * 16.0).round() as i32;
         let min16 = self.th.min_abs as i32 * 16;
 
+        // Each pixel's threshold, once (the update below clips to it too).
+        for (t, d) in self.thr.iter_mut().zip(&self.dev) {
+            *t = threshold_q4(sigma, *d, k16, min16);
+        }
+
         // Changed pixels, counted per cell.
         self.cell_count.fill(0);
         self.cell_box.fill([u16::MAX, u16::MAX, 0, 0]);
@@ -469,10 +485,10 @@ impl MotionDetector {
             for y in 0..ah {
                 let row = y * aw;
                 let crow = (y / CELL) * gw;
+                let (resid, thr) = (&self.resid[row..row + aw], &self.thr[row..row + aw]);
                 for x in 0..aw {
-                    let i = row + x;
-                    let a16 = (self.resid[i] as i32).abs() * 16;
-                    if a16 > threshold_q4(sigma, self.dev[i], k16, min16) {
+                    let a16 = (resid[x] as i32).abs() * 16;
+                    if a16 > thr[x] {
                         let c = crow + x / CELL;
                         self.cell_count[c] += 1;
                         let b = &mut self.cell_box[c];
@@ -502,23 +518,22 @@ impl MotionDetector {
         let drift = (offset << 8) >> BG_SHIFT;
         let nf = self.frames as i32 + 1;
         for y in 0..ah {
-            let row = y * aw;
-            let crow = (y / CELL) * gw;
+            let row = y * aw..(y + 1) * aw;
+            let moving = &self.cell_moving[(y / CELL) * gw..(y / CELL + 1) * gw];
+            let (cur, resid, thr) = (&self.cur[row.clone()], &self.resid[row.clone()], &self.thr[row.clone()]);
+            let (bg, devs) = (&mut self.bg[row.clone()], &mut self.dev[row]);
             for x in 0..aw {
-                let i = row + x;
-                let moving = self.cell_moving[crow + x / CELL];
-                let target = (self.cur[i] as i32) << 8;
-                let a16 = (self.resid[i] as i32).abs() * 16;
-                let dev = self.dev[i] as i32;
-                let clipped = a16.min(threshold_q4(sigma, self.dev[i], k16, min16));
+                let target = (cur[x] as i32) << 8;
+                let clipped = ((resid[x] as i32).abs() * 16).min(thr[x]);
+                let dev = devs[x] as i32;
                 if warm {
-                    self.bg[i] += (target - self.bg[i]) / nf;
-                    self.dev[i] = (dev + (clipped - dev) / nf) as u16;
-                } else if moving {
-                    self.bg[i] = (self.bg[i] + drift).clamp(0, 255 << 8);
+                    bg[x] += (target - bg[x]) / nf;
+                    devs[x] = (dev + (clipped - dev) / nf) as u16;
+                } else if moving[x / CELL] {
+                    bg[x] = (bg[x] + drift).clamp(0, 255 << 8);
                 } else {
-                    self.bg[i] += (target - self.bg[i]) >> BG_SHIFT;
-                    self.dev[i] = (dev + ((clipped - dev) >> DEV_SHIFT)).max(0) as u16;
+                    bg[x] += (target - bg[x]) >> BG_SHIFT;
+                    devs[x] = (dev + ((clipped - dev) >> DEV_SHIFT)).max(0) as u16;
                 }
             }
         }
