@@ -54,6 +54,42 @@ enum Command {
         #[arg(long, default_value_t = 1.0)]
         speed: f64,
     },
+    /// Serve the built-in object detector (NanoDet-m, COCO-80) over HTTP: the LVA/AVA HTTP
+    /// extension contract at /score, Custom Vision's /image, GET /health (docs/detector.md).
+    Detect {
+        #[arg(long, default_value = vela::modules::detector::server::DEFAULT_LISTEN)]
+        listen: String,
+        /// An ONNX model with NanoDet-m's layout.
+        #[arg(long, default_value = vela::modules::detector::DEFAULT_MODEL)]
+        model: PathBuf,
+        /// Minimum confidence reported, 0 to 1.
+        #[arg(long, default_value_t = vela::modules::detector::DEFAULT_THRESHOLD)]
+        threshold: f32,
+        /// Boxes of one class overlapping by more than this IoU are merged (NMS).
+        #[arg(long, default_value_t = vela::modules::detector::DEFAULT_NMS_IOU)]
+        nms_iou: f32,
+        /// COCO classes to report, comma-separated (e.g. person,car); all 80 when omitted.
+        #[arg(long, value_delimiter = ',')]
+        classes: Vec<String>,
+        /// Model threads (each runs the model on one core).
+        #[arg(long, default_value_t = 1)]
+        threads: usize,
+        /// Pictures run through the model together at most (1: no batching).
+        #[arg(long, default_value_t = vela::modules::detector::server::DEFAULT_MAX_BATCH)]
+        max_batch: usize,
+        /// Pictures that may wait for the model; more are answered 503 with Retry-After.
+        #[arg(long, default_value_t = vela::modules::detector::server::DEFAULT_QUEUE)]
+        queue: usize,
+        /// Path of the HTTP extension route (repeat for several).
+        #[arg(long = "path", default_value = vela::modules::detector::server::DEFAULT_SCORE_PATH)]
+        paths: Vec<String>,
+        /// Size of image/x-raw bodies whose request does not give it (WIDTHxHEIGHT).
+        #[arg(long, default_value = "416x416")]
+        raw_size: String,
+        /// Pixel format of image/x-raw bodies whose request does not give it (LVA's names).
+        #[arg(long, default_value = "bgr24")]
+        raw_format: String,
+    },
     /// Run an operations.json (the samples' console app) against a running appliance.
     Ops {
         /// The hub, as mqtt://HOST:PORT.
@@ -130,6 +166,39 @@ fn run(cli: Cli) -> anyhow::Result<bool> {
             let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
             rt.block_on(vela::modules::rtspsim::run(listen, media, user.zip(password), speed))?;
             Ok(true)
+        }
+        Command::Detect { listen, model, threshold, nms_iou, classes, threads, max_batch, queue, paths, raw_size, raw_format } => {
+            use vela::modules::detector::{body, serve, DetectorConfig, ServerConfig};
+            let (width, height) = body::parse_size(&raw_size).with_context(|| format!("--raw-size {raw_size:?} is not WIDTHxHEIGHT"))?;
+            let format =
+                body::pixel_format(&raw_format).with_context(|| format!("--raw-format {raw_format:?} is not an LVA pixel format"))?;
+            let classes = classes.into_iter().map(|c| c.trim().to_owned()).filter(|c| !c.is_empty()).collect();
+            let config = ServerConfig {
+                listen,
+                model,
+                detector: DetectorConfig { threshold, nms_iou, classes, ..DetectorConfig::default() },
+                threads,
+                max_batch,
+                queue,
+                score_paths: paths,
+                raw: body::RawSpec { width, height, format, stride: None },
+                ..ServerConfig::default()
+            };
+            actix_rt::System::new().block_on(async move {
+                let serving = serve(config).await?;
+                let d = &serving.detector;
+                let batching = if d.batching() { "batches in one model call" } else { "batches run picture by picture" };
+                writeln!(
+                    out,
+                    "detector: {} loaded in {} ms ({batching}); listening on http://{}/ (score, image, health)",
+                    d.model_path().display(),
+                    d.load_time().as_millis(),
+                    serving.addr
+                )?;
+                drop(out);
+                serving.server.await?;
+                anyhow::Ok(true)
+            })
         }
         Command::Ops { hub, device, module, no_wait, fail_on_error, file } => {
             let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
