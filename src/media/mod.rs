@@ -2,5 +2,6 @@
 
 pub mod decode;
 pub mod h264;
+pub mod image;
 pub mod mkv;
 pub mod mp4;
