@@ -94,18 +94,28 @@ async fn a_panicking_node_is_rebuilt_and_keeps_its_address() {
         subject: Subject { generation: Generation::Ava, instance: "p".into(), node: Some((Role::Processor, "flaky".into())) },
         events: events(rec.clone()),
         stats: Default::default(),
+        color: false,
     };
     let output = Output { to: sink.clone().recipient(), flow: Flow::Events, media: MediaTypes::ALL };
     let node =
         NodeActor::new(Box::new(move || Box::new(Flaky { panicked: p2.clone() })), vec![output], env.clone(), sink.clone().recipient())
             .start();
     node.do_send(event("first"));
-    // The node is down for the first backoff (0.5 s); what arrives meanwhile is not
-    // handled by a node that no longer exists.
+    // The node is down for the first backoff (0.5 s from its failure); what arrives
+    // meanwhile is not handled by a node that no longer exists. (Waiting for the failure
+    // first: printing a panic's backtrace can take longer than the backoff itself.)
+    let seen_now = || seen.lock().unwrap().clone();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while seen_now().is_empty() {
+        assert!(std::time::Instant::now() < deadline, "the node's failure was not reported");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     tokio::time::sleep(Duration::from_millis(800)).await;
     node.do_send(event("second"));
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    assert_eq!(*seen.lock().unwrap(), ["failed flaky", "second"]);
+    while seen_now().len() < 2 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(seen_now(), ["failed flaky", "second"]);
     assert_eq!(rec.codes(), ["NodeFailed"]);
     assert_eq!(env.stats.restarts.load(std::sync::atomic::Ordering::Relaxed), 1);
 }

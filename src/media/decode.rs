@@ -109,6 +109,21 @@ impl Frame<'_> {
         out
     }
 
+    /// The whole picture, planes packed without stride padding (for nodes that send images).
+    pub fn i420(&self) -> I420 {
+        let (cw, ch) = (self.width.div_ceil(2), self.height.div_ceil(2));
+        let mut data = Vec::with_capacity(self.width * self.height + 2 * cw * ch);
+        for r in 0..self.height {
+            data.extend_from_slice(self.y_row(r));
+        }
+        for plane in [self.u, self.v] {
+            for r in 0..ch {
+                data.extend_from_slice(&plane[r * self.uv_stride..r * self.uv_stride + cw]);
+            }
+        }
+        I420 { width: self.width, height: self.height, data }
+    }
+
     /// The luma plane box-downscaled to fit `max_width` x `max_height` (see [`downscale_gray`]).
     pub fn gray(&self, max_width: usize, max_height: usize) -> GrayFrame {
         downscale_gray(self.y, self.y_stride, self.width, self.height, max_width, max_height)
@@ -385,6 +400,42 @@ fn emit(
 
 /// Largest box edge [`downscale_gray`] uses (7680 px wide still comes down to 120).
 pub const MAX_BOX_FACTOR: usize = 64;
+
+/// A picture in I420 owned past the decoder's callback: Y (`width × height`), then U and V
+/// (`⌈width/2⌉ × ⌈height/2⌉` each), no padding.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct I420 {
+    pub width: usize,
+    pub height: usize,
+    pub data: Vec<u8>,
+}
+
+impl I420 {
+    fn chroma(&self) -> (usize, usize) {
+        (self.width.div_ceil(2), self.height.div_ceil(2))
+    }
+
+    pub fn y(&self) -> &[u8] {
+        &self.data[..self.width * self.height]
+    }
+
+    pub fn u(&self) -> &[u8] {
+        let (cw, ch) = self.chroma();
+        let y = self.width * self.height;
+        &self.data[y..y + cw * ch]
+    }
+
+    pub fn v(&self) -> &[u8] {
+        let (cw, ch) = self.chroma();
+        let y = self.width * self.height;
+        &self.data[y + cw * ch..y + 2 * cw * ch]
+    }
+
+    /// Stride of the U and V rows.
+    pub fn uv_stride(&self) -> usize {
+        self.width.div_ceil(2)
+    }
+}
 
 /// A downscaled luma picture: what motion detection and other analytics consume.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -165,7 +165,9 @@ impl Worker {
             }
             let mut pictures = Vec::new();
             // The callback borrows openh264's planes: reduce there, send after.
-            let reduce = |f: &crate::media::decode::Frame<'_>| (f.pts, f.width, f.height, f.gray(ANALYSIS.0, ANALYSIS.1));
+            let color = self.env.color;
+            let reduce =
+                |f: &crate::media::decode::Frame<'_>| (f.pts, f.width, f.height, f.gray(ANALYSIS.0, ANALYSIS.1), color.then(|| f.i420()));
             match w {
                 Work::Sample(s) => {
                     walls.push_back((s.pts_90k, s.wall));
@@ -175,12 +177,12 @@ impl Worker {
                 }
                 Work::Loss => self.decoder.note_loss(|f| pictures.push(reduce(f))),
             }
-            for (pts, width, height, gray) in pictures {
+            for (pts, width, height, gray, color) in pictures {
                 while walls.front().is_some_and(|(p, _)| *p < pts) {
                     walls.pop_front();
                 }
                 let Some(&(_, wall)) = walls.front().filter(|(p, _)| *p == pts) else { continue };
-                let picture = Arc::new(Picture { pts_90k: pts, wall, width, height, gray });
+                let picture = Arc::new(Picture { pts_90k: pts, wall, width, height, gray, color, prepared: Default::default() });
                 self.send(Frame { picture, inferences: Vec::new() });
             }
             self.account();

@@ -5,7 +5,7 @@ use super::events::{EventClass, Subject};
 use super::node::{NodeActor, NodeEnv, NodeFailed, NodeStats, Output, StopNode};
 use super::Services;
 use crate::control::InstanceKey;
-use crate::topology::GraphPlan;
+use crate::topology::{Flow, GraphPlan, NodeSettings};
 use actix::prelude::*;
 use serde_json::json;
 use std::collections::HashMap;
@@ -65,7 +65,9 @@ impl InstanceSupervisor {
                 .filter_map(|e| addrs.get(&e.to).map(|a| Output { to: a.clone().recipient(), flow: e.flow, media: e.media }))
                 .collect();
             let stats = self.stats.entry(node.name.clone()).or_default().clone();
-            let env = NodeEnv { subject: self.subject(Some((node.role, node.name.clone()))), events: self.services.events.clone(), stats };
+            let color = sends_images_downstream(&self.plan, &node.name);
+            let env =
+                NodeEnv { subject: self.subject(Some((node.role, node.name.clone()))), events: self.services.events.clone(), stats, color };
             let factory = match crate::nodes::factory(node, &self.plan, &self.key, &self.services) {
                 Ok(f) => f,
                 Err(e) => {
@@ -172,4 +174,28 @@ impl Handler<GetStats> for InstanceSupervisor {
     fn handle(&mut self, _: GetStats, _ctx: &mut Context<Self>) -> Self::Result {
         MessageResult(self.stats.clone())
     }
+}
+
+/// Whether frames leaving `node` reach, through frames edges, a node that sends images.
+fn sends_images_downstream(plan: &GraphPlan, node: &str) -> bool {
+    let mut seen = std::collections::HashSet::new();
+    let mut stack = vec![node];
+    while let Some(n) = stack.pop() {
+        for e in plan.outputs_of(n).filter(|e| e.flow == Flow::Frames) {
+            if !seen.insert(e.to.as_str()) {
+                continue;
+            }
+            let images = plan.node(&e.to).is_some_and(|t| {
+                matches!(
+                    t.settings,
+                    NodeSettings::HttpExtension(_) | NodeSettings::GrpcExtension(_) | NodeSettings::CognitiveServicesVision(_)
+                )
+            });
+            if images {
+                return true;
+            }
+            stack.push(&e.to);
+        }
+    }
+    false
 }

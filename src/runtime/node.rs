@@ -62,6 +62,9 @@ pub struct NodeEnv {
     pub subject: Subject,
     pub events: Events,
     pub stats: Arc<NodeStats>,
+    /// A source whose frames reach a node that sends images: its pictures keep their
+    /// colour planes (others carry only the reduced luma motion needs).
+    pub color: bool,
 }
 
 impl NodeEnv {

@@ -1,5 +1,7 @@
 //! What flows between nodes: encoded video, decoded frames, analytics and hub events, and the gate's clip boundaries.
 
+use crate::media::image::{prepare, ImageError, Prepared, Yuv420};
+use crate::topology::nodes::common::ImageSpec;
 use bytes::Bytes;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -43,6 +45,36 @@ pub struct Picture {
     pub height: usize,
     /// Luma, box-downscaled to fit the motion analysis size.
     pub gray: crate::media::decode::GrayFrame,
+    /// The whole picture, when a node downstream sends images (extensions); copied once
+    /// out of the decoder and shared.
+    pub color: Option<crate::media::decode::I420>,
+    /// Images prepared from it, one per distinct spec, shared by every node that asks.
+    pub prepared: std::sync::Mutex<Vec<(ImageSpec, Arc<Prepared>)>>,
+}
+
+impl Picture {
+    /// The picture as `spec` asks, prepared once per spec: nodes asking for the same spec
+    /// at the same time wait for the one conversion. Blocking (milliseconds): call it off
+    /// actor threads.
+    pub fn image(&self, spec: &ImageSpec) -> Result<Arc<Prepared>, ImageError> {
+        let mut cache = self.prepared.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((_, p)) = cache.iter().find(|(s, _)| s == spec) {
+            return Ok(p.clone());
+        }
+        let c = self.color.as_ref().ok_or_else(|| ImageError::Source("the picture was decoded without its colour planes".into()))?;
+        let src = Yuv420 {
+            width: c.width as u32,
+            height: c.height as u32,
+            y: c.y(),
+            y_stride: c.width,
+            u: c.u(),
+            v: c.v(),
+            uv_stride: c.uv_stride(),
+        };
+        let p = Arc::new(prepare(&src, spec)?);
+        cache.push((spec.clone(), p.clone()));
+        Ok(p)
+    }
 }
 
 /// A picture on an analytics branch, with what upstream nodes found in it.

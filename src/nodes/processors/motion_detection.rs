@@ -181,8 +181,15 @@ mod tests {
             }
         }
         let wall = T0 + i * SECOND / 10;
-        let picture =
-            Arc::new(Picture { pts_90k: i * 9000, wall, width: 1280, height: 960, gray: GrayFrame { width: w, height: h, data } });
+        let picture = Arc::new(Picture {
+            pts_90k: i * 9000,
+            wall,
+            width: 1280,
+            height: 960,
+            gray: GrayFrame { width: w, height: h, data },
+            color: None,
+            prepared: Default::default(),
+        });
         Frame { picture, inferences: upstream }
     }
 
