@@ -42,6 +42,16 @@ pub fn factory(
             let s = s.clone();
             Ok(Box::new(move || Box::new(processors::motion_detection::MotionDetection::new(s.clone()))))
         }
+        NodeSettings::FrameRateFilter(s) => {
+            let fps = s.maximum_fps;
+            Ok(Box::new(move || Box::new(processors::frame_rate_filter::FrameRateFilter::new(fps))))
+        }
+        NodeSettings::HttpExtension(s) => {
+            let request = processors::http_extension::Request::from_settings(s)
+                .map_err(|e| ActivationError::Invalid(format!("node '{}': {e}", node.name)))?;
+            let (request, s) = (std::sync::Arc::new(request), s.clone());
+            Ok(Box::new(move || Box::new(processors::http_extension::HttpExtension::new(request.clone(), &s))))
+        }
         NodeSettings::SignalGate(s) => {
             let s = s.clone();
             Ok(Box::new(move || Box::new(processors::signal_gate::SignalGate::new(&s))))

@@ -1,6 +1,10 @@
 //! Processor nodes: between sources and sinks.
 
+pub mod extension_core;
+pub mod frame_rate_filter;
 pub mod gate_core;
+pub mod http_extension;
 pub mod motion_core;
 pub mod motion_detection;
+pub mod sampling;
 pub mod signal_gate;

@@ -1,0 +1,212 @@
+//! HttpExtension: posts sampled frames to an inference server (SPEC §5.1), publishes its answers as Inference events and attaches them to the frame.
+//!
+//! One request in flight per node (SPEC, inferred): a sampled frame that arrives while a
+//! request is pending, or during a 503 back-off, is not sent — it goes on downstream
+//! un-annotated and is counted (Diagnostics.DataDropped, at most every 10 s). Frames that
+//! are not sampled go on at once; a sampled frame goes on when its answer is in, annotated
+//! with the inferences (appended to what upstream attached). Images are prepared off the
+//! instance's thread, once per picture and spec however many nodes ask
+//! ([`Picture::image`](crate::runtime::packet::Picture::image)).
+//!
+//! Choices where SPEC is silent: request timeout [`TIMEOUT`]; 503 without `Retry-After`
+//! backs off [`DEFAULT_RETRY_AFTER`](super::extension_core::DEFAULT_RETRY_AFTER); 400/500
+//! and network errors drop the sample with a diagnostic (rate-limited) and the next sample
+//! is sent normally.
+
+use super::extension_core::{interpret, Content, Outcome};
+use super::motion_core::pts_90khz;
+use super::sampling::Sampler;
+use crate::runtime::events::EventClass;
+use crate::runtime::frames::REPORT_EVERY;
+use crate::runtime::node::{Feeder, Node, NodeCtx, NodeEnv};
+use crate::runtime::packet::{Event, Frame, Packet};
+use crate::topology::nodes::common::{Credentials, ImageSpec};
+use crate::topology::nodes::http_extension::HttpExtension as Settings;
+use base64::Engine as _;
+use bytes::Bytes;
+use serde_json::json;
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, Instant, UNIX_EPOCH};
+
+/// How long a request may take, connection included.
+pub const TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What the node needs to send a request; built once at activation.
+pub struct Request {
+    pub url: String,
+    /// Extra headers: credentials (never logged).
+    pub headers: Vec<(String, String)>,
+    pub image: ImageSpec,
+}
+
+impl Request {
+    pub fn from_settings(s: &Settings) -> Result<Request, String> {
+        let e = &s.base.endpoint;
+        if e.tls.is_some() || e.url.scheme() == "https" {
+            return Err("https endpoints (TlsEndpoint) are not supported yet; use an http:// endpoint".into());
+        }
+        let headers = match &e.credentials {
+            None => vec![],
+            Some(Credentials::UsernamePassword { username, password }) => {
+                let token = base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", username.as_str(), password.expose()));
+                vec![("Authorization".into(), format!("Basic {token}"))]
+            }
+            Some(Credentials::HttpHeader { header_name, header_value }) => vec![(header_name.clone(), header_value.expose().to_string())],
+        };
+        Ok(Request { url: e.url.to_string(), headers, image: s.base.image.clone() })
+    }
+}
+
+#[derive(Default)]
+struct Shared {
+    busy: bool,
+    backoff_until: Option<Instant>,
+    dropped: u64,
+    last_drop_report: Option<Instant>,
+    last_error_report: Option<Instant>,
+    client: Option<awc::Client>,
+}
+
+pub struct HttpExtension {
+    request: Arc<Request>,
+    sampler: Sampler,
+    skip_without_annotation: bool,
+    shared: Rc<RefCell<Shared>>,
+}
+
+impl HttpExtension {
+    pub fn new(request: Arc<Request>, settings: &Settings) -> Self {
+        HttpExtension {
+            request,
+            sampler: Sampler::new(settings.base.sampling.maximum_samples_per_second),
+            skip_without_annotation: settings.base.sampling.skip_samples_without_annotation,
+            shared: Rc::default(),
+        }
+    }
+
+    fn drop_sample(&self, ctx: &mut NodeCtx<'_>, why: &str) {
+        let mut s = self.shared.borrow_mut();
+        s.dropped += 1;
+        ctx.env.stats.dropped.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if s.last_drop_report.is_none_or(|t| t.elapsed() >= REPORT_EVERY) {
+            s.last_drop_report = Some(Instant::now());
+            ctx.diagnostic("DataDropped", json!({ "dataType": "videoFrame", "dropped": s.dropped, "reason": why }));
+        }
+    }
+}
+
+impl Node for HttpExtension {
+    fn start(&mut self, _ctx: &mut NodeCtx<'_>) {
+        let client = awc::Client::builder().timeout(TIMEOUT).disable_redirects().finish();
+        self.shared.borrow_mut().client = Some(client);
+    }
+
+    fn on_packet(&mut self, p: Packet, ctx: &mut NodeCtx<'_>) {
+        let Packet::Frame(f) = p else {
+            ctx.emit(p);
+            return;
+        };
+        let sampled = self.sampler.take(f.picture.wall) && !(self.skip_without_annotation && f.inferences.is_empty());
+        if !sampled {
+            ctx.emit(Packet::Frame(f));
+            return;
+        }
+        let (busy, backoff) = {
+            let s = self.shared.borrow();
+            (s.busy, s.backoff_until.is_some_and(|t| Instant::now() < t))
+        };
+        if busy || backoff {
+            self.drop_sample(ctx, if busy { "a request is in flight" } else { "the extension asked to back off (503)" });
+            ctx.emit(Packet::Frame(f));
+            return;
+        }
+        self.shared.borrow_mut().busy = true;
+        let job = Job { request: self.request.clone(), shared: self.shared.clone(), feeder: ctx.feeder(), env: ctx.env.clone() };
+        ctx.spawn(job.run(f));
+    }
+}
+
+struct Job {
+    request: Arc<Request>,
+    shared: Rc<RefCell<Shared>>,
+    feeder: Feeder,
+    env: NodeEnv,
+}
+
+impl Job {
+    async fn run(self, frame: Arc<Frame>) {
+        let out = self.exchange(&frame).await;
+        self.shared.borrow_mut().busy = false;
+        let mut annotated = (*frame).clone();
+        match out {
+            Ok(Outcome::Results(inferences)) => {
+                self.feeder.produced(Packet::Event(Arc::new(self.event(&frame, &inferences))));
+                annotated.inferences.extend(inferences);
+            }
+            Ok(Outcome::Nothing) => {}
+            Ok(Outcome::Dropped { status, message }) => {
+                self.report("ProtocolError", json!({ "code": "ExtensionError", "status": status, "message": message }))
+            }
+            Ok(Outcome::BackOff(d)) => {
+                self.shared.borrow_mut().backoff_until = Some(Instant::now() + d);
+                tracing::info!(node = self.env.name(), seconds = d.as_secs_f64(), "extension busy (503): backing off");
+            }
+            Err((ty, body)) => self.report(ty, body),
+        }
+        self.feeder.produced(Packet::Frame(Arc::new(annotated)));
+    }
+
+    async fn exchange(&self, frame: &Frame) -> Result<Outcome, (&'static str, serde_json::Value)> {
+        let picture = frame.picture.clone();
+        let spec = self.request.image.clone();
+        let prepared = actix_rt::task::spawn_blocking(move || picture.image(&spec))
+            .await
+            .map_err(|e| ("RuntimeError", json!({ "code": "ImagePreparationFailed", "message": e.to_string() })))?
+            .map_err(|e| ("MediaFormatError", json!({ "code": "ImagePreparationFailed", "message": e.to_string() })))?;
+        let client = self.shared.borrow().client.clone().expect("started");
+        let mut req = client
+            .post(&self.request.url)
+            .insert_header(("Accept", "application/json"))
+            .insert_header(("Content-Type", prepared.content_type))
+            .insert_header(("User-Agent", "Azure Media Services"))
+            .insert_header(("x-ms-client-request-id", uuid::Uuid::new_v4().to_string()));
+        for (k, v) in &self.request.headers {
+            req = req.insert_header((k.as_str(), v.as_str()));
+        }
+        let mut res = req.send_body(prepared.bytes.clone()).await.map_err(|e| {
+            let timeout = matches!(e, awc::error::SendRequestError::Timeout);
+            ("NetworkError", json!({ "code": if timeout { "Timeout" } else { "ConnectionFailed" }, "message": e.to_string() }))
+        })?;
+        let body: Bytes = res
+            .body()
+            .limit(16 << 20)
+            .await
+            .map_err(|e| ("ProtocolError", json!({ "code": "InvalidResponse", "message": e.to_string() })))?;
+        let header = |name: &str| res.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let r = &prepared.content;
+        let content = Content::centred(r.width, r.height, prepared.width, prepared.height);
+        Ok(interpret(res.status().as_u16(), header("content-type").as_deref(), header("retry-after").as_deref(), &body, content))
+    }
+
+    /// `Analytics.Inference` with the frame's media time.
+    fn event(&self, frame: &Frame, inferences: &[serde_json::Value]) -> Event {
+        let wall = frame.picture.wall;
+        // The same clock as the motion detector's events: media wall time in 90 kHz units.
+        let body = json!({ "timestamp": pts_90khz(wall), "inferences": inferences });
+        let time = UNIX_EPOCH + Duration::from_nanos(wall.max(0) as u64);
+        let properties = self.env.events.envelope(&self.env.subject, EventClass::Analytics, "Inference", time);
+        Event { time: Some(wall), body: Bytes::from(serde_json::to_vec(&body).expect("json")), properties }
+    }
+
+    fn report(&self, ty: &str, body: serde_json::Value) {
+        let mut s = self.shared.borrow_mut();
+        if s.last_error_report.is_some_and(|t| t.elapsed() < REPORT_EVERY) {
+            return;
+        }
+        s.last_error_report = Some(Instant::now());
+        tracing::warn!(node = self.env.name(), kind = ty, %body, "extension request failed");
+        self.env.events.emit(&self.env.subject, EventClass::Diagnostics, ty, body);
+    }
+}
