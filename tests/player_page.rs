@@ -7,18 +7,18 @@
 #[path = "common/webdriver.rs"]
 mod webdriver;
 
+#[path = "common/source.rs"]
+mod source;
+use source::Source;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use bytes::Bytes;
 use serde_json::{json, Value};
-use vela::media::mkv::{self, EncodedFrame};
 use vela::playback::time::{format_time, parse_time};
 use vela::recording::{Nanos, Span, StoreLimits, VideoSettings, VideoStore};
-use vela::runtime::packet::{VideoParams, VideoSample};
 use webdriver::Browser;
 
 const S: Nanos = 1_000_000_000;
@@ -46,31 +46,6 @@ fn parse(v: &Value) -> Nanos {
     parse_time("test", v.as_str().unwrap_or_else(|| panic!("not a time: {v}"))).unwrap()
 }
 
-/// A camera stream made of a demuxed file, looped (as in tests/recording_store.rs).
-struct Source {
-    params: Arc<VideoParams>,
-    frames: Vec<EncodedFrame>,
-    frame_ns: Nanos,
-}
-
-impl Source {
-    fn load(name: &str) -> Source {
-        let t = mkv::read_h264_file(&media(name)).unwrap();
-        let codec = format!("avc1.{}", t.profile_level_id().unwrap());
-        let params = Arc::new(VideoParams { width: t.width, height: t.height, avcc: Bytes::from(t.avcc.clone()), codec });
-        Source { params, frame_ns: i64::from(t.frame_duration_90k) * 100_000 / 9, frames: t.frames }
-    }
-
-    fn sample(&self, i: usize, wall: Nanos) -> VideoSample {
-        let f = &self.frames[i % self.frames.len()];
-        VideoSample { pts_90k: wall / 100_000 * 9, wall, keyframe: f.keyframe, data: f.data.clone(), params: self.params.clone() }
-    }
-
-    fn is_key(&self, i: usize) -> bool {
-        self.frames[i % self.frames.len()].keyframe
-    }
-}
-
 fn settings(title: &str) -> VideoSettings {
     VideoSettings { title: title.into(), description: String::new(), segment_length: 30 * S, retention: None, max_bytes: None }
 }
@@ -86,7 +61,7 @@ struct Lobby {
 /// Records "lobby", all in the past: vtest for 2 min, a 5 min pause, then 30 s of vtest,
 /// bikes.mkv (another picture size, 10 s), 20 s of vtest.
 fn record_lobby(store: &VideoStore, videos: &Path) -> Lobby {
-    let (vtest, bikes) = (Source::load("vtest.mkv"), Source::load("bikes.mkv"));
+    let (vtest, bikes) = (Source::load(&media("vtest.mkv")), Source::load(&media("bikes.mkv")));
     store.ensure_video("lobby", videos, settings("Lobby camera")).unwrap();
     let mut w = store.writer("lobby").unwrap();
     // Runs of vtest end at a keyframe, so the next run (or a pause) starts with one.
@@ -124,7 +99,7 @@ fn record_live(store: &VideoStore, videos: &Path, stop: Arc<AtomicBool>) -> std:
     store.ensure_video("gate", videos, settings("Gate camera")).unwrap();
     let mut w = store.writer("gate").unwrap();
     std::thread::spawn(move || {
-        let vtest = Source::load("vtest.mkv");
+        let vtest = Source::load(&media("vtest.mkv"));
         let mut wall = (now_ns() - 40 * S) / S * S;
         let mut i = 0;
         while !stop.load(Ordering::SeqCst) {

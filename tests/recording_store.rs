@@ -2,20 +2,19 @@
 //! that play and decode to the source frames; gaps from clock jumps; retention deleting
 //! exactly the oldest segments; and index/file consistency after `kill -9` mid-recording.
 
+#[path = "common/source.rs"]
+mod source;
+use source::Source;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::{BufRead, BufReader, Write as _};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use vela::media::mkv::{self, EncodedFrame};
 use vela::recording::retention::Reason;
 use vela::recording::{
     recover, scan, spans, Catalog, Fragment, Nanos, Segment, Span, StoreLimits, VideoSettings, VideoStore, Written, GAP_TOLERANCE,
 };
-use vela::runtime::packet::{VideoParams, VideoSample};
 
 const S: Nanos = 1_000_000_000;
 /// 2026-11-22T08:00:00Z
@@ -38,31 +37,6 @@ fn scratch(name: &str) -> PathBuf {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     dir
-}
-
-/// A camera stream made of a demuxed file, looped.
-struct Source {
-    params: Arc<VideoParams>,
-    frames: Vec<EncodedFrame>,
-    frame_ns: Nanos,
-}
-
-impl Source {
-    fn load(name: &str) -> Source {
-        let t = mkv::read_h264_file(&media(name)).unwrap();
-        let codec = format!("avc1.{}", t.profile_level_id().unwrap());
-        let params = Arc::new(VideoParams { width: t.width, height: t.height, avcc: Bytes::from(t.avcc.clone()), codec });
-        Source { params, frame_ns: i64::from(t.frame_duration_90k) * 100_000 / 9, frames: t.frames }
-    }
-
-    fn sample(&self, i: usize, wall: Nanos) -> VideoSample {
-        let f = &self.frames[i % self.frames.len()];
-        VideoSample { pts_90k: wall / 100_000 * 9, wall, keyframe: f.keyframe, data: f.data.clone(), params: self.params.clone() }
-    }
-
-    fn is_key(&self, i: usize) -> bool {
-        self.frames[i % self.frames.len()].keyframe
-    }
 }
 
 fn settings(segment_s: i64) -> VideoSettings {
@@ -162,7 +136,7 @@ impl Feeder<'_> {
 #[test]
 fn minutes_of_recording_play_and_decode_to_the_source_frames() {
     let dir = scratch("record");
-    let (vtest, bikes) = (Source::load("vtest.mkv"), Source::load("bikes.mkv"));
+    let (vtest, bikes) = (Source::load(&media("vtest.mkv")), Source::load(&media("bikes.mkv")));
     let store = VideoStore::open(&dir.join("index"), StoreLimits::default()).unwrap();
     store.ensure_video("lobby", &dir.join("videos"), settings(30)).unwrap();
     let mut feed =
@@ -274,7 +248,7 @@ fn record(store: &VideoStore, video: &str, start: Nanos, seconds: i64, src: &Sou
 #[test]
 fn retention_deletes_exactly_the_oldest_segments() {
     let dir = scratch("retention");
-    let vtest = Source::load("vtest.mkv");
+    let vtest = Source::load(&media("vtest.mkv"));
     let cache = dir.join("videos");
     let store = VideoStore::open(&dir.join("index"), StoreLimits::default()).unwrap();
     // a: 60 s retention; b: at most 600 KB; c: no limits of its own.
@@ -390,7 +364,7 @@ fn retention_deletes_exactly_the_oldest_segments() {
 /// each fragment the writer reported durable.
 fn crash_child(dir: &Path, round: i64) -> ! {
     use std::io::Write;
-    let vtest = Source::load("vtest.mkv");
+    let vtest = Source::load(&media("vtest.mkv"));
     let store = VideoStore::open(&dir.join("index"), StoreLimits::default()).unwrap();
     store.ensure_video("cam", &dir.join("videos"), settings(6)).unwrap();
     let mut w = store.writer("cam").unwrap();
@@ -502,7 +476,7 @@ fn recovery_indexes_complete_fragments_cuts_torn_tails_and_adopts_orphans() {
     use vela::recording::index::Index;
     use vela::recording::names::segment_file_name;
     let dir = scratch("recovery");
-    let vtest = Source::load("vtest.mkv");
+    let vtest = Source::load(&media("vtest.mkv"));
     let store = VideoStore::open(&dir.join("index"), StoreLimits::default()).unwrap();
     store.ensure_video("cam", &dir.join("videos"), settings(10)).unwrap();
     record(&store, "cam", T0, 20, &vtest);
