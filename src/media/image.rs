@@ -30,7 +30,7 @@
 //! through an RGB picture of the source size), with a separable triangle filter whose
 //! radius is one source pixel when enlarging (bilinear) and one output pixel when shrinking
 //! (a tent over the covered source area: anti-aliased like an area average, for any ratio,
-//! not just integer ones). Weights are 14-bit fixed point, precomputed per output row and
+//! not just integer ones). Weights are 16-bit fixed point, precomputed per output row and
 //! column and cached while the source size and spec stay the same. Edges replicate.
 //!
 //! Chroma siting: the source is taken as H.264's default (`chroma_sample_loc_type` 0, MPEG-2
@@ -89,15 +89,7 @@ pub struct Yuv420<'a> {
 
 impl<'a> From<&Frame<'a>> for Yuv420<'a> {
     fn from(f: &Frame<'a>) -> Self {
-        Yuv420 {
-            width: f.width as u32,
-            height: f.height as u32,
-            y: f.y,
-            y_stride: f.y_stride,
-            u: f.u,
-            v: f.v,
-            uv_stride: f.uv_stride,
-        }
+        Yuv420 { width: f.width as u32, height: f.height as u32, y: f.y, y_stride: f.y_stride, u: f.u, v: f.v, uv_stride: f.uv_stride }
     }
 }
 
@@ -290,14 +282,7 @@ impl Preparer {
         let out = self.run(&plan, src, spec.format);
         self.plan = Some(plan);
         let (bytes, content_type, pixel_format) = out?;
-        Ok(Prepared {
-            bytes: Bytes::from(bytes),
-            width: lay.width,
-            height: lay.height,
-            content: lay.content,
-            content_type,
-            pixel_format,
-        })
+        Ok(Prepared { bytes: Bytes::from(bytes), width: lay.width, height: lay.height, content: lay.content, content_type, pixel_format })
     }
 
     fn run(
@@ -565,21 +550,20 @@ impl Plan {
     }
 }
 
-/// Fixed-point precision of the filter weights.
-const SHIFT: u32 = 14;
-const ONE: i32 = 1 << SHIFT;
-const HALF: i32 = 1 << (SHIFT - 1);
+/// Filter weights are fractions of 2^16 (a lone weight of 1 is stored as 65535: the
+/// result is the same after rounding).
+const ONE: u32 = 1 << 16;
 
 /// Filter taps of one axis of one plane: output samples `first..first + n` show the picture
 /// (the others are bars); output `first + i` is the weighted sum of source samples
-/// `lo + starts[i] ..+ k` with `weights[i * k..][..k]` (sum [`ONE`]).
+/// `lo + starts[i] ..+ k` with `weights[i * k..][..k]` (sum [`ONE`], non-negative).
 #[derive(Debug)]
 struct Taps {
     first: usize,
     n: usize,
     k: usize,
     starts: Vec<usize>,
-    weights: Vec<i16>,
+    weights: Vec<u16>,
     /// Output sample `i` is source sample `i`.
     identity: bool,
     /// Source samples `lo..hi` are all any tap reads.
@@ -628,21 +612,19 @@ impl Taps {
             spans.push((lo as usize, w));
         }
         let mut starts = Vec::with_capacity(n);
-        let mut weights = vec![0i16; n * k];
+        let mut weights = vec![0u16; n * k];
+        let mut q = Vec::with_capacity(k);
         for ((lo, w), dst) in spans.iter().zip(weights.chunks_exact_mut(k)) {
             let start = (*lo).min(src_len - k);
             let sum: f64 = w.iter().sum();
-            let mut total = 0;
-            let mut best = 0;
-            for (j, &x) in w.iter().enumerate() {
-                let q = (x / sum * f64::from(ONE)).round() as i32;
-                dst[lo - start + j] = q as i16;
-                total += q;
-                if x > w[best] {
-                    best = j;
-                }
+            q.clear();
+            q.extend(w.iter().map(|&x| (x / sum * f64::from(ONE)).round() as i64));
+            // Make the quantised weights sum to exactly ONE, on the largest one.
+            let best = (0..q.len()).max_by_key(|&j| q[j]).unwrap_or(0);
+            q[best] += i64::from(ONE) - q.iter().sum::<i64>();
+            for (j, &x) in q.iter().enumerate() {
+                dst[lo - start + j] = x.clamp(0, 65535) as u16;
             }
-            dst[lo - start + best] += (ONE - total) as i16;
             starts.push(start);
         }
         let lo = starts.iter().copied().min().unwrap_or(0);
@@ -657,7 +639,7 @@ impl Taps {
 /// Scratch for resampling one plane row by row.
 #[derive(Default)]
 struct RowScaler {
-    acc: Vec<i32>,
+    acc: Vec<u16>,
     tmp: Vec<u8>,
     line: Vec<u8>,
 }
@@ -683,24 +665,28 @@ impl RowScaler {
 }
 
 /// `out[x - lo] = Σ_j w[j] · src[row0 + j][x]` for `x` in `lo..hi`.
+///
+/// In 16-bit lanes (8 per SSE2 register): each term is `(p · 256 · w) >> 16` (a `pmulhuw`),
+/// so the sum is in 1/256 steps and cannot overflow (Σ w = 2^16, p ≤ 255); truncating each
+/// term costs under k/256 of a level.
 #[allow(clippy::too_many_arguments)]
-fn vertical(src: &[u8], stride: usize, row0: usize, w: &[i16], lo: usize, hi: usize, acc: &mut Vec<i32>, out: &mut Vec<u8>) {
+fn vertical(src: &[u8], stride: usize, row0: usize, w: &[u16], lo: usize, hi: usize, acc: &mut Vec<u16>, out: &mut Vec<u8>) {
     let n = hi - lo;
     acc.clear();
-    acc.resize(n, HALF);
+    acc.resize(n, 128);
     for (j, &wj) in w.iter().enumerate() {
         if wj == 0 {
             continue;
         }
         let at = (row0 + j) * stride + lo;
         let row = &src[at..at + n];
-        let wj = i32::from(wj);
+        let wj = u32::from(wj);
         for (a, &p) in acc.iter_mut().zip(row) {
-            *a += wj * i32::from(p);
+            *a += ((u32::from(u16::from(p) << 8) * wj) >> 16) as u16;
         }
     }
     out.clear();
-    out.extend(acc.iter().map(|&a| (a >> SHIFT).clamp(0, 255) as u8));
+    out.extend(acc.iter().map(|&a| (a >> 8) as u8));
 }
 
 fn horizontal(row: &[u8], h: &Taps, out: &mut Vec<u8>) {
@@ -710,22 +696,31 @@ fn horizontal(row: &[u8], h: &Taps, out: &mut Vec<u8>) {
         2 => horizontal_k::<2>(row, h, out),
         3 => horizontal_k::<3>(row, h, out),
         4 => horizontal_k::<4>(row, h, out),
+        5 => horizontal_k::<5>(row, h, out),
+        6 => horizontal_k::<6>(row, h, out),
+        7 => horizontal_k::<7>(row, h, out),
+        8 => horizontal_k::<8>(row, h, out),
+        9 => horizontal_k::<9>(row, h, out),
+        10 => horizontal_k::<10>(row, h, out),
+        11 => horizontal_k::<11>(row, h, out),
+        12 => horizontal_k::<12>(row, h, out),
         k => out.extend(h.starts.iter().zip(h.weights.chunks_exact(k)).map(|(&s, w)| {
-            let a: i32 = row[s..s + k].iter().zip(w).map(|(&p, &w)| i32::from(p) * i32::from(w)).sum();
-            ((a + HALF) >> SHIFT).clamp(0, 255) as u8
+            let a: u32 = row[s..s + k].iter().zip(w).map(|(&p, &w)| u32::from(p) * u32::from(w)).sum();
+            ((a + ONE / 2) >> 16).min(255) as u8
         })),
     }
 }
 
-/// [`horizontal`] with the tap count known to the compiler.
+/// [`horizontal`] with the tap count known to the compiler (unrolled, one bounds check).
 fn horizontal_k<const K: usize>(row: &[u8], h: &Taps, out: &mut Vec<u8>) {
     out.extend(h.starts.iter().zip(h.weights.chunks_exact(K)).map(|(&s, w)| {
-        let px = &row[s..s + K];
-        let mut a = HALF;
+        let px: &[u8; K] = row[s..s + K].try_into().expect("K taps");
+        let w: &[u16; K] = w.try_into().expect("K weights");
+        let mut a = ONE / 2;
         for j in 0..K {
-            a += i32::from(px[j]) * i32::from(w[j]);
+            a += u32::from(px[j]) * u32::from(w[j]);
         }
-        (a >> SHIFT).clamp(0, 255) as u8
+        (a >> 16).min(255) as u8
     }));
 }
 
@@ -733,8 +728,8 @@ fn horizontal_k<const K: usize>(row: &[u8], h: &Taps, out: &mut Vec<u8>) {
 mod jpeg {
     /// Natural (row-major) index of each zig-zag position.
     const ZIGZAG: [usize; 64] = [
-        0, 1, 8, 16, 9, 2, 3, 10, 17, 24, 32, 25, 18, 11, 4, 5, 12, 19, 26, 33, 40, 48, 41, 34, 27, 20, 13, 6, 7, 14, 21, 28, 35, 42,
-        49, 56, 57, 50, 43, 36, 29, 22, 15, 23, 30, 37, 44, 51, 58, 59, 52, 45, 38, 31, 39, 46, 53, 60, 61, 54, 47, 55, 62, 63,
+        0, 1, 8, 16, 9, 2, 3, 10, 17, 24, 32, 25, 18, 11, 4, 5, 12, 19, 26, 33, 40, 48, 41, 34, 27, 20, 13, 6, 7, 14, 21, 28, 35, 42, 49,
+        56, 57, 50, 43, 36, 29, 22, 15, 23, 30, 37, 44, 51, 58, 59, 52, 45, 38, 31, 39, 46, 53, 60, 61, 54, 47, 55, 62, 63,
     ];
 
     // Tables K.1 and K.2 (natural order).
@@ -767,25 +762,25 @@ mod jpeg {
     const DC_VALUES: [u8; 12] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11];
     const AC_LUMA_BITS: [u8; 16] = [0, 2, 1, 3, 3, 2, 4, 3, 5, 5, 4, 4, 0, 0, 1, 0x7D];
     const AC_LUMA_VALUES: [u8; 162] = [
-        0x01, 0x02, 0x03, 0x00, 0x04, 0x11, 0x05, 0x12, 0x21, 0x31, 0x41, 0x06, 0x13, 0x51, 0x61, 0x07, 0x22, 0x71, 0x14, 0x32, 0x81,
-        0x91, 0xA1, 0x08, 0x23, 0x42, 0xB1, 0xC1, 0x15, 0x52, 0xD1, 0xF0, 0x24, 0x33, 0x62, 0x72, 0x82, 0x09, 0x0A, 0x16, 0x17, 0x18,
-        0x19, 0x1A, 0x25, 0x26, 0x27, 0x28, 0x29, 0x2A, 0x34, 0x35, 0x36, 0x37, 0x38, 0x39, 0x3A, 0x43, 0x44, 0x45, 0x46, 0x47, 0x48,
-        0x49, 0x4A, 0x53, 0x54, 0x55, 0x56, 0x57, 0x58, 0x59, 0x5A, 0x63, 0x64, 0x65, 0x66, 0x67, 0x68, 0x69, 0x6A, 0x73, 0x74, 0x75,
-        0x76, 0x77, 0x78, 0x79, 0x7A, 0x83, 0x84, 0x85, 0x86, 0x87, 0x88, 0x89, 0x8A, 0x92, 0x93, 0x94, 0x95, 0x96, 0x97, 0x98, 0x99,
-        0x9A, 0xA2, 0xA3, 0xA4, 0xA5, 0xA6, 0xA7, 0xA8, 0xA9, 0xAA, 0xB2, 0xB3, 0xB4, 0xB5, 0xB6, 0xB7, 0xB8, 0xB9, 0xBA, 0xC2, 0xC3,
-        0xC4, 0xC5, 0xC6, 0xC7, 0xC8, 0xC9, 0xCA, 0xD2, 0xD3, 0xD4, 0xD5, 0xD6, 0xD7, 0xD8, 0xD9, 0xDA, 0xE1, 0xE2, 0xE3, 0xE4, 0xE5,
-        0xE6, 0xE7, 0xE8, 0xE9, 0xEA, 0xF1, 0xF2, 0xF3, 0xF4, 0xF5, 0xF6, 0xF7, 0xF8, 0xF9, 0xFA,
+        0x01, 0x02, 0x03, 0x00, 0x04, 0x11, 0x05, 0x12, 0x21, 0x31, 0x41, 0x06, 0x13, 0x51, 0x61, 0x07, 0x22, 0x71, 0x14, 0x32, 0x81, 0x91,
+        0xA1, 0x08, 0x23, 0x42, 0xB1, 0xC1, 0x15, 0x52, 0xD1, 0xF0, 0x24, 0x33, 0x62, 0x72, 0x82, 0x09, 0x0A, 0x16, 0x17, 0x18, 0x19, 0x1A,
+        0x25, 0x26, 0x27, 0x28, 0x29, 0x2A, 0x34, 0x35, 0x36, 0x37, 0x38, 0x39, 0x3A, 0x43, 0x44, 0x45, 0x46, 0x47, 0x48, 0x49, 0x4A, 0x53,
+        0x54, 0x55, 0x56, 0x57, 0x58, 0x59, 0x5A, 0x63, 0x64, 0x65, 0x66, 0x67, 0x68, 0x69, 0x6A, 0x73, 0x74, 0x75, 0x76, 0x77, 0x78, 0x79,
+        0x7A, 0x83, 0x84, 0x85, 0x86, 0x87, 0x88, 0x89, 0x8A, 0x92, 0x93, 0x94, 0x95, 0x96, 0x97, 0x98, 0x99, 0x9A, 0xA2, 0xA3, 0xA4, 0xA5,
+        0xA6, 0xA7, 0xA8, 0xA9, 0xAA, 0xB2, 0xB3, 0xB4, 0xB5, 0xB6, 0xB7, 0xB8, 0xB9, 0xBA, 0xC2, 0xC3, 0xC4, 0xC5, 0xC6, 0xC7, 0xC8, 0xC9,
+        0xCA, 0xD2, 0xD3, 0xD4, 0xD5, 0xD6, 0xD7, 0xD8, 0xD9, 0xDA, 0xE1, 0xE2, 0xE3, 0xE4, 0xE5, 0xE6, 0xE7, 0xE8, 0xE9, 0xEA, 0xF1, 0xF2,
+        0xF3, 0xF4, 0xF5, 0xF6, 0xF7, 0xF8, 0xF9, 0xFA,
     ];
     const AC_CHROMA_BITS: [u8; 16] = [0, 2, 1, 2, 4, 4, 3, 4, 7, 5, 4, 4, 0, 1, 2, 0x77];
     const AC_CHROMA_VALUES: [u8; 162] = [
-        0x00, 0x01, 0x02, 0x03, 0x11, 0x04, 0x05, 0x21, 0x31, 0x06, 0x12, 0x41, 0x51, 0x07, 0x61, 0x71, 0x13, 0x22, 0x32, 0x81, 0x08,
-        0x14, 0x42, 0x91, 0xA1, 0xB1, 0xC1, 0x09, 0x23, 0x33, 0x52, 0xF0, 0x15, 0x62, 0x72, 0xD1, 0x0A, 0x16, 0x24, 0x34, 0xE1, 0x25,
-        0xF1, 0x17, 0x18, 0x19, 0x1A, 0x26, 0x27, 0x28, 0x29, 0x2A, 0x35, 0x36, 0x37, 0x38, 0x39, 0x3A, 0x43, 0x44, 0x45, 0x46, 0x47,
-        0x48, 0x49, 0x4A, 0x53, 0x54, 0x55, 0x56, 0x57, 0x58, 0x59, 0x5A, 0x63, 0x64, 0x65, 0x66, 0x67, 0x68, 0x69, 0x6A, 0x73, 0x74,
-        0x75, 0x76, 0x77, 0x78, 0x79, 0x7A, 0x82, 0x83, 0x84, 0x85, 0x86, 0x87, 0x88, 0x89, 0x8A, 0x92, 0x93, 0x94, 0x95, 0x96, 0x97,
-        0x98, 0x99, 0x9A, 0xA2, 0xA3, 0xA4, 0xA5, 0xA6, 0xA7, 0xA8, 0xA9, 0xAA, 0xB2, 0xB3, 0xB4, 0xB5, 0xB6, 0xB7, 0xB8, 0xB9, 0xBA,
-        0xC2, 0xC3, 0xC4, 0xC5, 0xC6, 0xC7, 0xC8, 0xC9, 0xCA, 0xD2, 0xD3, 0xD4, 0xD5, 0xD6, 0xD7, 0xD8, 0xD9, 0xDA, 0xE2, 0xE3, 0xE4,
-        0xE5, 0xE6, 0xE7, 0xE8, 0xE9, 0xEA, 0xF2, 0xF3, 0xF4, 0xF5, 0xF6, 0xF7, 0xF8, 0xF9, 0xFA,
+        0x00, 0x01, 0x02, 0x03, 0x11, 0x04, 0x05, 0x21, 0x31, 0x06, 0x12, 0x41, 0x51, 0x07, 0x61, 0x71, 0x13, 0x22, 0x32, 0x81, 0x08, 0x14,
+        0x42, 0x91, 0xA1, 0xB1, 0xC1, 0x09, 0x23, 0x33, 0x52, 0xF0, 0x15, 0x62, 0x72, 0xD1, 0x0A, 0x16, 0x24, 0x34, 0xE1, 0x25, 0xF1, 0x17,
+        0x18, 0x19, 0x1A, 0x26, 0x27, 0x28, 0x29, 0x2A, 0x35, 0x36, 0x37, 0x38, 0x39, 0x3A, 0x43, 0x44, 0x45, 0x46, 0x47, 0x48, 0x49, 0x4A,
+        0x53, 0x54, 0x55, 0x56, 0x57, 0x58, 0x59, 0x5A, 0x63, 0x64, 0x65, 0x66, 0x67, 0x68, 0x69, 0x6A, 0x73, 0x74, 0x75, 0x76, 0x77, 0x78,
+        0x79, 0x7A, 0x82, 0x83, 0x84, 0x85, 0x86, 0x87, 0x88, 0x89, 0x8A, 0x92, 0x93, 0x94, 0x95, 0x96, 0x97, 0x98, 0x99, 0x9A, 0xA2, 0xA3,
+        0xA4, 0xA5, 0xA6, 0xA7, 0xA8, 0xA9, 0xAA, 0xB2, 0xB3, 0xB4, 0xB5, 0xB6, 0xB7, 0xB8, 0xB9, 0xBA, 0xC2, 0xC3, 0xC4, 0xC5, 0xC6, 0xC7,
+        0xC8, 0xC9, 0xCA, 0xD2, 0xD3, 0xD4, 0xD5, 0xD6, 0xD7, 0xD8, 0xD9, 0xDA, 0xE2, 0xE3, 0xE4, 0xE5, 0xE6, 0xE7, 0xE8, 0xE9, 0xEA, 0xF2,
+        0xF3, 0xF4, 0xF5, 0xF6, 0xF7, 0xF8, 0xF9, 0xFA,
     ];
 
     /// AAN DCT output scale per frequency (jfdctflt.c).
@@ -1220,10 +1215,7 @@ mod tests {
         assert_eq!(target_size(768, 576, &spec(sized(PreserveAspectRatio, 333, 1000), RGB24)), Ok((333, 250)));
         assert_eq!(target_size(7, 5, &spec(sized(PreserveAspectRatio, 100, 3), RGB24)), Ok((4, 3)));
         // Pad: exactly the size, content centred, the odd pixel to the right/bottom.
-        assert_eq!(
-            lay(1920, 1080, sized(Pad, 416, 416)),
-            Ok(Layout { width: 416, height: 416, content: rect(0, 91, 416, 234) })
-        );
+        assert_eq!(lay(1920, 1080, sized(Pad, 416, 416)), Ok(Layout { width: 416, height: 416, content: rect(0, 91, 416, 234) }));
         assert_eq!(lay(1080, 1920, sized(Pad, 416, 416)).unwrap().content, rect(91, 0, 234, 416));
         assert_eq!(lay(100, 50, sized(Pad, 41, 41)).unwrap().content, rect(0, 10, 41, 21)); // 20.5 → 21
         assert_eq!(lay(100, 50, sized(Pad, 41, 40)).unwrap().content, rect(0, 9, 41, 21)); // bars 9 + 10
@@ -1244,7 +1236,7 @@ mod tests {
         assert_eq!(one(1920, 1080, None, Some(416)), Ok((740, 416))); // 739.56
         assert_eq!(one(768, 576, Some(333), None), Ok((333, 250)));
         assert_eq!(one(7, 5, None, Some(9)), Ok((13, 9))); // 12.6, upscaled
-        // Extreme ratios keep at least one pixel.
+                                                           // Extreme ratios keep at least one pixel.
         assert_eq!(one(4000, 2, Some(100), None), Ok((100, 1)));
         assert_eq!(one(2, 4000, Some(100), Some(100)), Ok((1, 100)));
         assert_eq!(lay(4000, 2, sized(Pad, 100, 100)).unwrap().content, rect(0, 49, 100, 1));
