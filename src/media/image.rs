@@ -326,7 +326,7 @@ impl Preparer {
                 let enc = ::image::codecs::png::PngEncoder::new_with_quality(
                     &mut out,
                     ::image::codecs::png::CompressionType::Fast,
-                    ::image::codecs::png::FilterType::Adaptive,
+                    ::image::codecs::png::FilterType::Paeth,
                 );
                 ::image::ImageEncoder::write_image(enc, &self.rgb, w as u32, h as u32, ::image::ExtendedColorType::Rgb8)
                     .map_err(|e| ImageError::Encode { format: "PNG", reason: e.to_string() })?;
@@ -550,13 +550,17 @@ impl Plan {
     }
 }
 
-/// Filter weights are fractions of 2^16 (a lone weight of 1 is stored as 65535: the
-/// result is the same after rounding).
-const ONE: u32 = 1 << 16;
+/// Vertical filter weights are fractions of 2^16 (a lone weight of 1 is stored as 65535:
+/// the result is the same after rounding); horizontal ones fractions of 2^14, as `i16` so
+/// that the dot products become `pmaddwd`.
+const ONE: i64 = 1 << 16;
+const H_ONE: i64 = 1 << 14;
 
 /// Filter taps of one axis of one plane: output samples `first..first + n` show the picture
-/// (the others are bars); output `first + i` is the weighted sum of source samples
-/// `lo + starts[i] ..+ k` with `weights[i * k..][..k]` (sum [`ONE`], non-negative).
+/// (the others are bars); output `first + i` is the weighted sum of `k` source samples from
+/// `lo + starts[i]` with `weights[i * k..][..k]` (non-negative, sum [`ONE`]). The same
+/// filter for the horizontal pass: `hk` (a power of two when that fits, zero-padded) samples
+/// from `lo + hstarts[i]` with `hweights` (sum [`H_ONE`]).
 #[derive(Debug)]
 struct Taps {
     first: usize,
@@ -564,11 +568,34 @@ struct Taps {
     k: usize,
     starts: Vec<usize>,
     weights: Vec<u16>,
+    hk: usize,
+    hstarts: Vec<usize>,
+    hweights: Vec<i16>,
     /// Output sample `i` is source sample `i`.
     identity: bool,
     /// Source samples `lo..hi` are all any tap reads.
     lo: usize,
     hi: usize,
+}
+
+/// Quantises the filters `spans` (first source sample, real weights) to `k` taps each (a
+/// start that keeps `start + k <= src_len`) and integer weights summing to exactly `one`.
+fn quantise(spans: &[(usize, Vec<f64>)], src_len: usize, k: usize, one: i64) -> (Vec<usize>, Vec<i64>) {
+    let mut starts = Vec::with_capacity(spans.len());
+    let mut weights = vec![0i64; spans.len() * k];
+    for ((lo, w), dst) in spans.iter().zip(weights.chunks_exact_mut(k)) {
+        let start = (*lo).min(src_len - k);
+        let sum: f64 = w.iter().sum();
+        let q = &mut dst[lo - start..lo - start + w.len()];
+        for (q, &x) in q.iter_mut().zip(w) {
+            *q = (x / sum * one as f64).round() as i64;
+        }
+        // The rounding error goes to the largest weight.
+        let best = (0..q.len()).max_by_key(|&j| q[j]).unwrap_or(0);
+        q[best] += one - q.iter().sum::<i64>();
+        starts.push(start);
+    }
+    (starts, weights)
 }
 
 impl Taps {
@@ -611,28 +638,23 @@ impl Taps {
             k = k.max(w.len());
             spans.push((lo as usize, w));
         }
-        let mut starts = Vec::with_capacity(n);
-        let mut weights = vec![0u16; n * k];
-        let mut q = Vec::with_capacity(k);
-        for ((lo, w), dst) in spans.iter().zip(weights.chunks_exact_mut(k)) {
-            let start = (*lo).min(src_len - k);
-            let sum: f64 = w.iter().sum();
-            q.clear();
-            q.extend(w.iter().map(|&x| (x / sum * f64::from(ONE)).round() as i64));
-            // Make the quantised weights sum to exactly ONE, on the largest one.
-            let best = (0..q.len()).max_by_key(|&j| q[j]).unwrap_or(0);
-            q[best] += i64::from(ONE) - q.iter().sum::<i64>();
-            for (j, &x) in q.iter().enumerate() {
-                dst[lo - start + j] = x.clamp(0, 65535) as u16;
-            }
-            starts.push(start);
-        }
-        let lo = starts.iter().copied().min().unwrap_or(0);
-        let hi = starts.iter().map(|&s| s + k).max().unwrap_or(0);
-        for s in &mut starts {
+        let (mut starts, weights) = quantise(&spans, src_len, k, ONE);
+        let weights = weights.iter().map(|&w| w.clamp(0, 65535) as u16).collect();
+        let hk = match k {
+            3..=4 => 4,
+            5..=8 => 8,
+            9..=16 => 16,
+            _ => k,
+        };
+        let hk = if hk <= src_len { hk } else { k };
+        let (mut hstarts, hweights) = quantise(&spans, src_len, hk, H_ONE);
+        let hweights = hweights.iter().map(|&w| w as i16).collect();
+        let lo = starts.iter().chain(&hstarts).copied().min().unwrap_or(0);
+        let hi = starts.iter().map(|&s| s + k).chain(hstarts.iter().map(|&s| s + hk)).max().unwrap_or(0);
+        for s in starts.iter_mut().chain(hstarts.iter_mut()) {
             *s -= lo;
         }
-        Taps { first, n, k, starts, weights, identity, lo, hi }
+        Taps { first, n, k, starts, weights, hk, hstarts, hweights, identity, lo, hi }
     }
 }
 
@@ -666,61 +688,62 @@ impl RowScaler {
 
 /// `out[x - lo] = Σ_j w[j] · src[row0 + j][x]` for `x` in `lo..hi`.
 ///
-/// In 16-bit lanes (8 per SSE2 register): each term is `(p · 256 · w) >> 16` (a `pmulhuw`),
-/// so the sum is in 1/256 steps and cannot overflow (Σ w = 2^16, p ≤ 255); truncating each
-/// term costs under k/256 of a level.
+/// The sum is kept in 1/256 steps in 16-bit lanes (8 per SSE2 register); it cannot overflow
+/// (Σ w = 2^16, p ≤ 255) and truncating each term costs under k/256 of a level.
 #[allow(clippy::too_many_arguments)]
 fn vertical(src: &[u8], stride: usize, row0: usize, w: &[u16], lo: usize, hi: usize, acc: &mut Vec<u16>, out: &mut Vec<u8>) {
     let n = hi - lo;
     acc.clear();
     acc.resize(n, 128);
     for (j, &wj) in w.iter().enumerate() {
-        if wj == 0 {
-            continue;
-        }
-        let at = (row0 + j) * stride + lo;
-        let row = &src[at..at + n];
-        let wj = u32::from(wj);
-        for (a, &p) in acc.iter_mut().zip(row) {
-            *a += ((u32::from(u16::from(p) << 8) * wj) >> 16) as u16;
+        if wj != 0 {
+            let at = (row0 + j) * stride + lo;
+            add_weighted(acc, &src[at..at + n], wj);
         }
     }
     out.clear();
     out.extend(acc.iter().map(|&a| (a >> 8) as u8));
 }
 
+/// `acc[x] += (p · w) >> 8` for the pixels `p` of `row`, in 16-bit lanes only: with
+/// `w = 256·hi + lo` that is `p·hi + (p·lo >> 8)` (two `pmullw`, a shift and two adds per 8
+/// pixels). A 32-bit product would be exact to the same 1/256 but LLVM then emits 32-bit
+/// multiplies (`pmuludq` and shuffles on SSE2): 2–3× slower.
+fn add_weighted(acc: &mut [u16], row: &[u8], w: u16) {
+    let (hi, lo) = (w >> 8, w & 0xFF);
+    for (a, &p) in acc.iter_mut().zip(row) {
+        let p = u16::from(p);
+        *a = a.wrapping_add(p * hi).wrapping_add((p * lo) >> 8);
+    }
+}
+
 fn horizontal(row: &[u8], h: &Taps, out: &mut Vec<u8>) {
     out.clear();
-    match h.k {
+    match h.hk {
         1 => horizontal_k::<1>(row, h, out),
         2 => horizontal_k::<2>(row, h, out),
-        3 => horizontal_k::<3>(row, h, out),
         4 => horizontal_k::<4>(row, h, out),
-        5 => horizontal_k::<5>(row, h, out),
-        6 => horizontal_k::<6>(row, h, out),
-        7 => horizontal_k::<7>(row, h, out),
         8 => horizontal_k::<8>(row, h, out),
-        9 => horizontal_k::<9>(row, h, out),
-        10 => horizontal_k::<10>(row, h, out),
-        11 => horizontal_k::<11>(row, h, out),
-        12 => horizontal_k::<12>(row, h, out),
-        k => out.extend(h.starts.iter().zip(h.weights.chunks_exact(k)).map(|(&s, w)| {
-            let a: u32 = row[s..s + k].iter().zip(w).map(|(&p, &w)| u32::from(p) * u32::from(w)).sum();
-            ((a + ONE / 2) >> 16).min(255) as u8
+        16 => horizontal_k::<16>(row, h, out),
+        k => out.extend(h.hstarts.iter().zip(h.hweights.chunks_exact(k)).map(|(&s, w)| {
+            let a: i32 = row[s..s + k].iter().zip(w).map(|(&p, &w)| i32::from(p) * i32::from(w)).sum();
+            ((a + (1 << 13)) >> 14).clamp(0, 255) as u8
         })),
     }
 }
 
-/// [`horizontal`] with the tap count known to the compiler (unrolled, one bounds check).
+/// [`horizontal`] with the tap count known to the compiler: one bounds check, and the
+/// i16 × i16 → i32 dot product is what `pmaddwd` does.
 fn horizontal_k<const K: usize>(row: &[u8], h: &Taps, out: &mut Vec<u8>) {
-    out.extend(h.starts.iter().zip(h.weights.chunks_exact(K)).map(|(&s, w)| {
+    out.extend(h.hstarts.iter().zip(h.hweights.chunks_exact(K)).map(|(&s, w)| {
         let px: &[u8; K] = row[s..s + K].try_into().expect("K taps");
-        let w: &[u16; K] = w.try_into().expect("K weights");
-        let mut a = ONE / 2;
+        let w: &[i16; K] = w.try_into().expect("K weights");
+        let mut a = 1 << 13;
         for j in 0..K {
-            a += u32::from(px[j]) * u32::from(w[j]);
+            a += i32::from(i16::from(px[j])) * i32::from(w[j]);
         }
-        (a >> 16).min(255) as u8
+        // Non-negative weights summing to 2^14: no clamping needed.
+        (a >> 14) as u8
     }));
 }
 
@@ -809,7 +832,8 @@ mod jpeg {
         }
     }
 
-    /// Quantiser of one component: divisors in zig-zag order with the AAN scale and the
+    /// Quantiser of one component: reciprocal divisors in the DCT's output layout (transposed:
+    /// index `u * 8 + v` for horizontal frequency `u`, vertical `v`) with the AAN scale and the
     /// limited→full range gain folded in, and the DC offset the range change adds.
     struct Quant {
         div: [f32; 64],
@@ -820,12 +844,32 @@ mod jpeg {
         /// `table` natural order; full = gain · (limited − 128) + 128 + offset.
         fn new(table: &[u8; 64], gain: f32, offset: f32) -> Quant {
             let mut div = [0f32; 64];
-            for (d, &nat) in div.iter_mut().zip(&ZIGZAG) {
-                *d = gain / (f32::from(table[nat]) * AAN[nat / 8] * AAN[nat % 8] * 8.0);
+            for (i, d) in div.iter_mut().enumerate() {
+                let (u, v) = (i / 8, i % 8);
+                *d = gain / (f32::from(table[v * 8 + u]) * AAN[u] * AAN[v] * 8.0);
             }
             // A constant block c has DC 64c in the AAN output: 8c / q after quantising.
             Quant { div, dc_add: offset * 8.0 / f32::from(table[0]) }
         }
+    }
+
+    /// For each zig-zag position, the index of its coefficient in the DCT's output layout.
+    const ZIGZAG_OUT: [usize; 64] = {
+        let mut t = [0; 64];
+        let mut k = 0;
+        while k < 64 {
+            t[k] = (ZIGZAG[k] % 8) * 8 + ZIGZAG[k] / 8;
+            k += 1;
+        }
+        t
+    };
+
+    /// Rounds to the nearest integer (ties to even) for |x| < 2^22 by adding 1.5 · 2^23, whose
+    /// float has an ulp of exactly 1: no float-to-int conversion, so it vectorises.
+    #[inline(always)]
+    fn round(x: f32) -> i32 {
+        const MAGIC: f32 = 12_582_912.0;
+        (x + MAGIC).to_bits() as i32 - MAGIC.to_bits() as i32
     }
 
     fn scaled(base: &[u8; 64], quality: u8) -> [u8; 64] {
@@ -925,29 +969,15 @@ mod jpeg {
         }
     }
 
-    /// Loads the 8×8 block at (`x0`, `y0`) minus 128, replicating the plane's last row and column.
-    fn fetch(p: &[u8], pw: usize, ph: usize, x0: usize, y0: usize, d: &mut [f32; 64]) {
-        if x0 + 8 <= pw && y0 + 8 <= ph {
-            for (r, row) in d.chunks_exact_mut(8).enumerate() {
-                let s = &p[(y0 + r) * pw + x0..][..8];
-                for (o, &v) in row.iter_mut().zip(s) {
-                    *o = f32::from(v) - 128.0;
-                }
-            }
-        } else {
-            for (r, row) in d.chunks_exact_mut(8).enumerate() {
-                let s = &p[(y0 + r).min(ph - 1) * pw..][..pw];
-                for (c, o) in row.iter_mut().enumerate() {
-                    *o = f32::from(s[(x0 + c).min(pw - 1)]) - 128.0;
-                }
-            }
-        }
-    }
-
+    /// One component: its plane, and a band of its rows as floats minus 128 for the current
+    /// MCU row, padded to whole blocks by repeating the last row and column.
     struct Component<'a> {
         plane: &'a [u8],
         w: usize,
         h: usize,
+        /// Band width: `w` rounded up to whole MCUs.
+        bw: usize,
+        band: Vec<f32>,
         quant: Quant,
         dc: &'a Huff,
         ac: &'a Huff,
@@ -955,22 +985,56 @@ mod jpeg {
     }
 
     impl Component<'_> {
+        /// Loads rows `y0..y0 + rows` into the band (a plain loop per row, so it vectorises).
+        fn load(&mut self, y0: usize, rows: usize) {
+            let (w, bw) = (self.w, self.bw);
+            self.band.resize(bw * rows, 0.0);
+            for (r, dst) in self.band.chunks_exact_mut(bw).enumerate() {
+                let y = (y0 + r).min(self.h - 1);
+                let src = &self.plane[y * w..(y + 1) * w];
+                for (o, &v) in dst[..w].iter_mut().zip(src) {
+                    *o = f32::from(v) - 128.0;
+                }
+                let last = dst[w - 1];
+                dst[w..].fill(last);
+            }
+        }
+
+        /// Copies the 8×8 block at column `x0` of the band (rows `y0..y0 + 8`) into `d`.
+        fn fetch(&self, x0: usize, y0: usize, d: &mut [f32; 64]) {
+            for (r, row) in d.chunks_exact_mut(8).enumerate() {
+                row.copy_from_slice(&self.band[(y0 + r) * self.bw + x0..][..8]);
+            }
+        }
+
+        /// Encodes the block at column `x0`, band row `y0`.
         fn block(&mut self, bits: &mut Bits<'_>, x0: usize, y0: usize, d: &mut [f32; 64]) {
-            fetch(self.plane, self.w, self.h, x0, y0, d);
+            self.fetch(x0, y0, d);
             pass(d);
             transpose(d);
             pass(d);
             // d is now transposed: d[u * 8 + v] holds horizontal frequency u, vertical v.
+            // Quantise in that order (vectorises), then read out in zig-zag order. Clamping to
+            // ±1023 keeps every value within baseline's categories (DC differences ≤ 11 bits).
+            let mut qd = [0i32; 64];
+            d[0] += self.quant.dc_add / self.quant.div[0];
+            for ((q, &c), &div) in qd.iter_mut().zip(d.iter()).zip(&self.quant.div) {
+                *q = round((c * div).clamp(-1023.0, 1023.0));
+            }
             let mut q = [0i32; 64];
+            for (q, &i) in q.iter_mut().zip(&ZIGZAG_OUT) {
+                *q = qd[i];
+            }
+            // Bit k set when coefficient k is not zero: eight 0/1 bytes at a time, gathered
+            // into one byte by a multiply (each byte's bit lands in a distinct top bit).
+            let mut nz = [0u8; 64];
+            for (b, &v) in nz.iter_mut().zip(&q) {
+                *b = u8::from(v != 0);
+            }
             let mut mask = 0u64;
-            for (k, (&nat, &div)) in ZIGZAG.iter().zip(&self.quant.div).enumerate() {
-                let mut c = d[(nat % 8) * 8 + nat / 8] * div;
-                if k == 0 {
-                    c += self.quant.dc_add;
-                }
-                let v = ((c + 0.5f32.copysign(c)) as i32).clamp(-1023, 1023);
-                q[k] = v;
-                mask |= u64::from(v != 0) << k;
+            for (c, b) in nz.chunks_exact(8).enumerate() {
+                let x = u64::from_le_bytes(b.try_into().expect("8 bytes"));
+                mask |= (x.wrapping_mul(0x0102_0408_1020_4080) >> 56) << (8 * c);
             }
             let diff = q[0] - self.pred;
             self.pred = q[0];
@@ -1040,18 +1104,23 @@ mod jpeg {
         let (gy, gc) = (255.0 / 219.0, 255.0 / 224.0);
         let (cw, ch) = (w.div_ceil(2), h.div_ceil(2));
         let [yp, up, vp] = planes;
-        let mut y = Component { plane: yp, w, h, quant: Quant::new(&lq, gy, 112.0 * gy - 128.0), dc: &dcl, ac: &acl, pred: 0 };
-        let mut u = Component { plane: up, w: cw, h: ch, quant: Quant::new(&cq, gc, 0.0), dc: &dcc, ac: &acc, pred: 0 };
-        let mut v = Component { plane: vp, w: cw, h: ch, quant: Quant::new(&cq, gc, 0.0), dc: &dcc, ac: &acc, pred: 0 };
+        let mcus = w.div_ceil(16);
+        let component = |plane, w, h, bw, quant, dc, ac| Component { plane, w, h, bw, band: Vec::new(), quant, dc, ac, pred: 0 };
+        let mut y = component(yp, w, h, mcus * 16, Quant::new(&lq, gy, 112.0 * gy - 128.0), &dcl, &acl);
+        let mut u = component(up, cw, ch, mcus * 8, Quant::new(&cq, gc, 0.0), &dcc, &acc);
+        let mut v = component(vp, cw, ch, mcus * 8, Quant::new(&cq, gc, 0.0), &dcc, &acc);
         let mut bits = Bits { out, acc: 0, n: 0 };
         let mut d = [0f32; 64];
         for my in 0..h.div_ceil(16) {
-            for mx in 0..w.div_ceil(16) {
+            y.load(my * 16, 16);
+            u.load(my * 8, 8);
+            v.load(my * 8, 8);
+            for mx in 0..mcus {
                 for (bx, by) in [(0, 0), (8, 0), (0, 8), (8, 8)] {
-                    y.block(&mut bits, mx * 16 + bx, my * 16 + by, &mut d);
+                    y.block(&mut bits, mx * 16 + bx, by, &mut d);
                 }
-                u.block(&mut bits, mx * 8, my * 8, &mut d);
-                v.block(&mut bits, mx * 8, my * 8, &mut d);
+                u.block(&mut bits, mx * 8, 0, &mut d);
+                v.block(&mut bits, mx * 8, 0, &mut d);
             }
         }
         bits.finish();
@@ -1543,18 +1612,18 @@ mod tests {
         let ramp = Pic::new(256, 8, |x, _| x as u8, |_, _| (128, 128));
         let p = prepare(&ramp.yuv(), &spec(sized(Stretch, 64, 8), I420)).unwrap();
         let y = luma(&p);
-        for x in 2..62 {
+        for (x, &v) in y.iter().enumerate().take(62).skip(2) {
             // Output pixel x covers source 4x..4x+4, centre 4x + 1.5.
-            assert!((f64::from(y[x]) - (4.0 * x as f64 + 1.5)).abs() <= 1.0, "shrunk ramp at {x}: {}", y[x]);
+            assert!((f64::from(v) - (4.0 * x as f64 + 1.5)).abs() <= 1.0, "shrunk ramp at {x}: {v}");
         }
         // Enlarge 64 → 256: linear interpolation between samples.
         let ramp = Pic::new(64, 4, |x, _| (x * 4) as u8, |_, _| (128, 128));
         let p = prepare(&ramp.yuv(), &spec(sized(Stretch, 256, 4), I420)).unwrap();
         let y = luma(&p);
-        for x in 2..254 {
+        for (x, &v) in y.iter().enumerate().take(254).skip(2) {
             // Output centre x + 0.5 is source position (x + 0.5) / 4 - 0.5.
             let want = ((x as f64 + 0.5) / 4.0 - 0.5) * 4.0;
-            assert!((f64::from(y[x]) - want).abs() <= 1.0, "enlarged ramp at {x}: {} vs {want}", y[x]);
+            assert!((f64::from(v) - want).abs() <= 1.0, "enlarged ramp at {x}: {v} vs {want}");
         }
         // Also vertically, through RGB.
         let ramp = Pic::new(4, 256, |_, y| (16 + y * 219 / 255) as u8, |_, _| (128, 128));
@@ -1687,10 +1756,12 @@ mod tests {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/media/vtest.mkv");
         let track = read_h264_file(&path).expect("demux vtest.mkv");
         let mut d = Decoder::new();
-        let mut first: Option<(u32, u32, Vec<u8>, Vec<u8>, Vec<u8>, usize, usize)> = None;
+        // The first picture, owned: (width, height, planes, strides).
+        type Owned = (u32, u32, [Vec<u8>; 3], usize, usize);
+        let mut first: Option<Owned> = None;
         let mut keep = |f: &Frame<'_>| {
             if first.is_none() {
-                first = Some((f.width as u32, f.height as u32, f.y.to_vec(), f.u.to_vec(), f.v.to_vec(), f.y_stride, f.uv_stride));
+                first = Some((f.width as u32, f.height as u32, [f.y.to_vec(), f.u.to_vec(), f.v.to_vec()], f.y_stride, f.uv_stride));
             }
         };
         d.set_avcc(&track.avcc, &mut keep).expect("avcC");
@@ -1698,7 +1769,7 @@ mod tests {
             let _ = d.decode(&s.data, s.pts_90k, s.keyframe, &mut keep);
         }
         d.flush(&mut keep);
-        let (width, height, y, u, v, y_stride, uv_stride) = first.expect("a decoded frame");
+        let (width, height, [y, u, v], y_stride, uv_stride) = first.expect("a decoded frame");
         assert_eq!((width, height), (768, 576));
         let src = Yuv420 { width, height, y: &y, y_stride, u: &u, v: &v, uv_stride };
 
