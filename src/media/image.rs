@@ -66,8 +66,9 @@
 //!
 //! # Use
 //!
-//! [`prepare`] is the one-shot form; a node keeps a [`Preparer`] so filter tables and
-//! scratch rows are reused from frame to frame (only the output buffer is new each time).
+//! A [`Preparer`] keeps the filter tables of the last source size and spec and its scratch
+//! rows and planes, so only the output buffer is new for each frame; [`prepare`] uses one
+//! per thread.
 
 use crate::media::decode::Frame;
 use crate::topology::nodes::common::{ImageFormat, ImageSpec, PixelFormat, ScaleMode, MAX_SCALE_SIDE};
@@ -241,9 +242,17 @@ pub fn target_size(src_w: u32, src_h: u32, spec: &ImageSpec) -> Result<(u32, u32
     layout(src_w, src_h, spec).map(|l| (l.width, l.height))
 }
 
-/// Prepares one picture with fresh tables and scratch; see [`Preparer`] to reuse them.
+/// Prepares one picture with this thread's [`Preparer`], so a thread that keeps preparing
+/// pictures of the same size and spec reuses the filter tables (about a millisecond to build
+/// for 1080p) and scratch buffers.
 pub fn prepare(src: &Yuv420<'_>, spec: &ImageSpec) -> Result<Prepared, ImageError> {
-    Preparer::new().prepare(src, spec)
+    thread_local! {
+        static PREPARER: std::cell::RefCell<Preparer> = std::cell::RefCell::new(Preparer::new());
+    }
+    PREPARER.with(|p| match p.try_borrow_mut() {
+        Ok(mut p) => p.prepare(src, spec),
+        Err(_) => Preparer::new().prepare(src, spec),
+    })
 }
 
 /// Reusable state for [`prepare`]: filter tables for the last source size and spec, and
@@ -1742,7 +1751,7 @@ mod tests {
         ];
         for (pic, sp) in cases.iter().chain(cases.iter()) {
             let reused = pr.prepare(&pic.yuv(), sp).unwrap();
-            let fresh = prepare(&pic.yuv(), sp).unwrap();
+            let fresh = Preparer::new().prepare(&pic.yuv(), sp).unwrap();
             assert_eq!(reused.bytes, fresh.bytes, "{sp:?}");
         }
     }
