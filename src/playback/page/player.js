@@ -712,13 +712,11 @@
     }
 
     setView(start, end) {
-      let span = Math.min(MAX_SPAN, Math.max(MIN_SPAN, end - start));
-      const mid = (start + end) / 2;
-      if (end - start !== span) {
-        start = mid - span / 2;
-        end = mid + span / 2;
-      }
-      this.view = { start, end };
+      // Whole milliseconds with the span kept exact: panning by fractional amounts must not
+      // make the visible span drift by rounding (the state shows whole milliseconds).
+      const span = Math.round(Math.min(MAX_SPAN, Math.max(MIN_SPAN, end - start)));
+      start = Math.round((start + end) / 2 - span / 2);
+      this.view = { start, end: start + span };
       this.redraw();
       this.scheduleRanges();
     }
