@@ -691,6 +691,7 @@ fn speed() {
     let rounds = 3;
     // One thread.
     let mut sum = detector::Timings::default();
+    let mut totals = Vec::new();
     let t = Instant::now();
     for _ in 0..rounds {
         for p in &pics {
@@ -698,15 +699,19 @@ fn speed() {
             sum.preprocess += o.timings.preprocess;
             sum.model += o.timings.model;
             sum.postprocess += o.timings.postprocess;
+            totals.push(ms(o.timings.total()));
         }
     }
     let n = (rounds * pics.len()) as f64;
+    totals.sort_by(f64::total_cmp);
     println!(
-        "1 thread: {:.1} ms/frame (preprocess {:.2}, model {:.1}, postprocess {:.2})",
+        "1 thread: {:.1} ms/frame (preprocess {:.2}, model {:.1}, postprocess {:.2}); per call min {:.1}, median {:.1}",
         ms(t.elapsed()) / n,
         ms(sum.preprocess) / n,
         ms(sum.model) / n,
-        ms(sum.postprocess) / n
+        ms(sum.postprocess) / n,
+        totals[0],
+        totals[totals.len() / 2]
     );
     // Two threads, each its own frames: throughput.
     let t = Instant::now();
