@@ -107,18 +107,6 @@ fn window() -> Duration {
     Duration::from_secs_f64(secs)
 }
 
-#[cfg_attr(test, allow(dead_code))]
 fn main() {
     run(window());
-}
-
-/// Until Cargo.toml declares this bench with `harness = false`:
-/// `cargo test --release --bench image -- --ignored --nocapture`.
-#[cfg(test)]
-mod as_test {
-    #[test]
-    #[ignore]
-    fn image_bench() {
-        super::run(std::time::Duration::from_secs(1));
-    }
 }
