@@ -4,6 +4,7 @@ pub mod app;
 pub mod check;
 pub mod clock;
 pub mod control;
+pub mod grpc;
 pub mod hub;
 pub mod media;
 pub mod modules;
