@@ -136,10 +136,21 @@ pub fn count_matches(body: &[u8], config: &Config) -> Result<u64, String> {
         tag.and_then(Value::as_str) == Some(config.object_tag.as_str())
             && confidence.map_or(Some(0.0), number).is_some_and(|c| c > config.object_confidence)
     };
+    let count_predictions = |list: &Value| -> Result<u64, String> {
+        let list = list.as_array().ok_or_else(|| "'predictions' is not an array".to_string())?;
+        Ok(list.iter().filter(|p| matches(p.get("tagName"), p.get("probability"))).count() as u64)
+    };
     let mut count = 0u64;
     if let Some(list) = inferences {
         let list = list.as_array().ok_or_else(|| "'inferences' is not an array".to_string())?;
         for inference in list {
+            // A Custom Vision answer comes through the HTTP extension as it was sent (SPEC
+            // §4.3: JSON outside the schema is forwarded as-is), i.e. one "inference" that
+            // is the whole `{"predictions": [...]}` document.
+            if let Some(p) = inference.get("predictions") {
+                count += count_predictions(p)?;
+                continue;
+            }
             let Some(tag) = inference.get("entity").and_then(|e| e.get("tag")) else { continue };
             if matches(tag.get("value"), tag.get("confidence")) {
                 count += 1;
@@ -147,12 +158,7 @@ pub fn count_matches(body: &[u8], config: &Config) -> Result<u64, String> {
         }
     }
     if let Some(list) = predictions {
-        let list = list.as_array().ok_or_else(|| "'predictions' is not an array".to_string())?;
-        for p in list {
-            if matches(p.get("tagName"), p.get("probability")) {
-                count += 1;
-            }
-        }
+        count += count_predictions(list)?;
     }
     Ok(count)
 }
@@ -390,6 +396,19 @@ mod tests {
         let m = HubMessage::json(&json!({"inferences": [entity("truck", json!(0.9))]})).with_property("subject", "/graphInstances/g");
         let Decision::Trigger { message, .. } = decide(&m, &Config::default()) else { panic!() };
         assert!(message.properties.is_empty());
+    }
+
+    #[test]
+    fn custom_vision_predictions_count_alone_or_forwarded_by_the_http_extension() {
+        let c = cfg("person", 0.5);
+        let p = |tag: &str, prob: f64| json!({"tagName": tag, "probability": prob, "boundingBox": {"left": 0.1, "top": 0.1, "width": 0.2, "height": 0.3}});
+        let doc = json!({"id": "x", "predictions": [p("person", 0.9), p("person", 0.4), p("car", 0.95)]});
+        assert_eq!(count_matches(doc.to_string().as_bytes(), &c), Ok(1));
+        // What the HTTP extension publishes for that answer: the document as one inference.
+        let event = json!({"timestamp": 1, "inferences": [doc, entity("person", json!(0.8))]});
+        assert_eq!(count_matches(event.to_string().as_bytes(), &c), Ok(2));
+        let bad = json!({"inferences": [{"predictions": 3}]});
+        assert!(count_matches(bad.to_string().as_bytes(), &c).is_err());
     }
 
     #[test]
