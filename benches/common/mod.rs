@@ -205,8 +205,11 @@ impl Vela {
         std::fs::write(config.join("appliance.toml"), format!("device_id = \"vela\"\n{hub}{playback}"))?;
         let mut d: Value = serde_json::from_slice(&std::fs::read(repo().join("config/deployment.json"))?)?;
         let mc = &mut d["modulesContent"];
-        mc["$edgeAgent"]["properties.desired"]["modules"].as_object_mut().context("deployment.json: no modules")?.remove("rtspsim");
-        mc.as_object_mut().context("deployment.json: no modulesContent")?.remove("rtspsim");
+        // Benchmarks bring their own cameras and extensions.
+        for module in ["rtspsim", "detector", "objectCounter"] {
+            mc["$edgeAgent"]["properties.desired"]["modules"].as_object_mut().context("deployment.json: no modules")?.remove(module);
+            mc.as_object_mut().context("deployment.json: no modulesContent")?.remove(module);
+        }
         let routes = &mut mc["$edgeHub"]["properties.desired"]["routes"];
         routes["ToObserver"] = json!("FROM /messages/modules/avaedge/outputs/* INTO BrokeredEndpoint(\"/modules/observer/inputs/events\")");
         routes["FromTrigger"] =

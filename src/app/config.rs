@@ -147,6 +147,9 @@ pub enum ModuleKind {
     RtspSim,
     /// The tutorial's objectCounter: inference events in, recording triggers out.
     ObjectCounter,
+    /// The built-in object detector (an HTTP extension server), also in place of the
+    /// samples' `yolov3` extension.
+    Detector,
 }
 
 /// Vela's own image names, and the Microsoft images whose role Vela plays.
@@ -158,6 +161,8 @@ pub fn module_kind(image: &str) -> Option<ModuleKind> {
         Some(ModuleKind::RtspSim)
     } else if i.starts_with("vela:objectcounter") || i.contains("objectcounter") {
         Some(ModuleKind::ObjectCounter)
+    } else if i.starts_with("vela:detector") || i.contains("lva-utilities/yolov3") || i.contains("ava-utilities/yolov3") {
+        Some(ModuleKind::Detector)
     } else {
         None
     }
@@ -188,7 +193,12 @@ mod tests {
         let mods = deployment_modules(&manifest);
         assert_eq!(
             mods.iter().map(|(n, i)| (n.as_str(), module_kind(i))).collect::<Vec<_>>(),
-            [("avaedge", Some(ModuleKind::Engine)), ("rtspsim", Some(ModuleKind::RtspSim))]
+            [
+                ("avaedge", Some(ModuleKind::Engine)),
+                ("rtspsim", Some(ModuleKind::RtspSim)),
+                ("detector", Some(ModuleKind::Detector)),
+                ("objectCounter", Some(ModuleKind::ObjectCounter))
+            ]
         );
     }
 
@@ -229,6 +239,8 @@ mod tests {
         assert_eq!(module_kind("mcr.microsoft.com/media/live-video-analytics:2"), Some(ModuleKind::Engine));
         assert_eq!(module_kind("mcr.microsoft.com/lva-utilities/rtspsim-live555:1.2"), Some(ModuleKind::RtspSim));
         assert_eq!(module_kind("vela:objectCounter"), Some(ModuleKind::ObjectCounter));
+        assert_eq!(module_kind("vela:detector"), Some(ModuleKind::Detector));
+        assert_eq!(module_kind("mcr.microsoft.com/lva-utilities/yolov3-onnx:1.0"), Some(ModuleKind::Detector));
         assert_eq!(module_kind("${MODULES.objectCounter}"), Some(ModuleKind::ObjectCounter));
         assert_eq!(module_kind("myregistry/yolov3:latest"), None);
     }

@@ -1,6 +1,7 @@
 //! `vela run`: the appliance — edge hub, the modules of `config/deployment.json`, the engine with its store and hot reload.
 
 pub mod config;
+pub mod detector;
 pub mod ops;
 pub mod recording;
 
@@ -37,6 +38,7 @@ pub struct Running {
     engines: Vec<Engine>,
     cameras: Vec<crate::modules::rtspsim::Server>,
     counters: Vec<crate::modules::object_counter::ObjectCounter>,
+    detectors: Vec<detector::Detector>,
     recordings: Option<recording::Recordings>,
 }
 
@@ -123,6 +125,17 @@ pub async fn start(opts: &RunOptions) -> anyhow::Result<Running> {
             cameras.push(server);
         }
     }
+    // Extension servers before the engine, so that its first frames find them serving.
+    let mut detectors = Vec::new();
+    for (name, image) in &modules {
+        if module_kind(image) == Some(ModuleKind::Detector) {
+            let desired = deployment.desired.get(name).cloned().unwrap_or_default();
+            let d =
+                detector::Detector::start(&Value::Object(desired), &opts.config_dir).await.with_context(|| format!("module '{name}'"))?;
+            println!("module {name}: object detector {}", d.describe());
+            detectors.push(d);
+        }
+    }
     let recordings = recording::start(&appliance, &opts.state_dir).await?;
     let mut engines = Vec::new();
     let mut counters = Vec::new();
@@ -144,11 +157,11 @@ pub async fn start(opts: &RunOptions) -> anyhow::Result<Running> {
                     crate::modules::object_counter::OUTPUT
                 );
             }
-            Some(ModuleKind::RtspSim) => {}
+            Some(ModuleKind::RtspSim) | Some(ModuleKind::Detector) => {}
             None => println!("module {name}: image '{image}' is not one Vela runs; start it yourself against {hub_url}"),
         }
     }
-    Ok(Running { hub_url, _broker: broker, hub: Some(hub), engines, cameras, counters, recordings: Some(recordings) })
+    Ok(Running { hub_url, _broker: broker, hub: Some(hub), engines, cameras, counters, detectors, recordings: Some(recordings) })
 }
 
 impl Running {
@@ -173,6 +186,9 @@ impl Running {
         }
         for c in self.cameras.drain(..) {
             c.shutdown().await;
+        }
+        for d in self.detectors.drain(..) {
+            d.stop().await;
         }
         if let Some(h) = self.hub.take() {
             h.shutdown().await;

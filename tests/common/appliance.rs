@@ -31,16 +31,26 @@ pub struct Setup {
     pub external_hub: Option<String>,
     /// Also run the demo's continuous recording (config/instances/cvr-camera-1.json).
     pub cvr: bool,
+    /// Run the demo's AI graph (config/instances/camera-1-people.json with the detector and
+    /// objectCounter modules) instead of the motion demo `camera-1`. Without it the
+    /// deployment has neither module.
+    pub ai: bool,
 }
 
 impl Default for Setup {
     fn default() -> Self {
-        Setup { demo_graph: true, demo_topology: None, camera_speed: 4.0, external_hub: None, cvr: false }
+        Setup { demo_graph: true, demo_topology: None, camera_speed: 4.0, external_hub: None, cvr: false, ai: false }
     }
 }
 
 /// The demo's continuous recording instance file.
 pub const CVR_INSTANCE: &str = "cvr-camera-1.json";
+/// The demo's AI instance file (person-triggered clips).
+pub const AI_INSTANCE: &str = "camera-1-people.json";
+/// The motion demo's instance file.
+pub const MOTION_INSTANCE: &str = "camera-1.json";
+/// Where the shipped config has the detector listen (the AI topology's default URL).
+const DETECTOR_LISTEN: &str = "127.0.0.1:7000";
 
 /// The hub-triggered recorder (config/topologies/evr-hub-trigger.json).
 pub const HUB_TRIGGER: &str = "EVRtoFilesOnHubTrigger";
@@ -66,6 +76,8 @@ pub struct Appliance {
     pub hub_port: u16,
     pub camera_port: u16,
     pub playback_port: u16,
+    /// The detector module's HTTP port (with `Setup::ai`).
+    pub detector_port: u16,
     pub hub_url: String,
     child: Option<Child>,
     lines: Option<mpsc::Receiver<String>>,
@@ -80,7 +92,10 @@ impl Appliance {
         std::fs::create_dir_all(config.join("topologies")).unwrap();
         std::fs::create_dir_all(config.join("instances")).unwrap();
         std::os::unix::fs::symlink(repo().join("config/media"), config.join("media")).unwrap();
+        std::os::unix::fs::symlink(repo().join("config/models"), config.join("models")).unwrap();
         let hub_port = free_port();
+        let detector_port = free_port();
+        let detector_listen = format!("127.0.0.1:{detector_port}");
         let camera_port = free_port();
         let playback_port = free_port();
         let hub_url = setup.external_hub.clone().unwrap_or(format!("mqtt://127.0.0.1:{hub_port}"));
@@ -102,15 +117,30 @@ impl Appliance {
         // engine's recordingTrigger input.
         deployment["modulesContent"]["$edgeHub"]["properties.desired"]["routes"]["FromTrigger"] =
             json!("FROM /messages/modules/trigger/outputs/* INTO BrokeredEndpoint(\"/modules/avaedge/inputs/recordingTrigger\")");
+        let mc = deployment["modulesContent"].as_object_mut().unwrap();
+        if setup.ai {
+            mc.get_mut("detector").unwrap()["properties.desired"]["listen"] = json!(detector_listen);
+        } else {
+            for module in ["detector", "objectCounter"] {
+                mc.remove(module);
+                mc["$edgeAgent"]["properties.desired"]["modules"].as_object_mut().unwrap().remove(module);
+            }
+        }
         std::fs::write(config.join("deployment.json"), serde_json::to_vec_pretty(&deployment).unwrap()).unwrap();
         if setup.demo_graph {
             for d in ["topologies", "instances"] {
                 for e in std::fs::read_dir(repo().join("config").join(d)).unwrap() {
                     let p = e.unwrap().path();
-                    if d == "instances" && p.file_name().unwrap() == CVR_INSTANCE && !setup.cvr {
+                    let file = p.file_name().unwrap();
+                    let skip =
+                        (file == CVR_INSTANCE && !setup.cvr) || (file == AI_INSTANCE && !setup.ai) || (file == MOTION_INSTANCE && setup.ai);
+                    if d == "instances" && skip {
                         continue;
                     }
-                    let mut text = std::fs::read_to_string(&p).unwrap().replace("127.0.0.1:8554", &format!("127.0.0.1:{camera_port}"));
+                    let mut text = std::fs::read_to_string(&p)
+                        .unwrap()
+                        .replace("127.0.0.1:8554", &format!("127.0.0.1:{camera_port}"))
+                        .replace(DETECTOR_LISTEN, &detector_listen);
                     if let (Some(t), "instances", true) = (setup.demo_topology, d, p.file_name().unwrap() != CVR_INSTANCE) {
                         let mut v: Value = serde_json::from_str(&text).unwrap();
                         v["properties"]["topologyName"] = json!(t);
@@ -120,7 +150,7 @@ impl Appliance {
                 }
             }
         }
-        Appliance { root, config, state, hub_port, camera_port, playback_port, hub_url, child: None, lines: None }
+        Appliance { root, config, state, hub_port, camera_port, playback_port, detector_port, hub_url, child: None, lines: None }
     }
 
     /// Starts `vela run` and waits until the engine serves direct methods.

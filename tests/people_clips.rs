@@ -1,0 +1,83 @@
+//! The shipped AI demo end to end: vtest.mkv → HTTP extension (2 fps) → built-in detector → hub → objectCounter (person, 0.5) → hub → signal gate → clips.
+
+mod common;
+
+#[path = "common/appliance.rs"]
+mod appliance;
+
+use appliance::{probe, Appliance, Setup};
+use serde_json::{json, Value};
+use std::time::{Duration, Instant};
+use vela::hub::HubMessage;
+
+/// Lets the test hear objectCounter's triggers too (the engine's events already reach it).
+fn observe_object_counter(a: &Appliance) {
+    let path = a.config.join("deployment.json");
+    let mut d: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    d["modulesContent"]["$edgeHub"]["properties.desired"]["routes"]["CounterToObserver"] =
+        json!("FROM /messages/modules/objectCounter/outputs/* INTO BrokeredEndpoint(\"/modules/observer/inputs/counter\")");
+    std::fs::write(path, serde_json::to_vec_pretty(&d).unwrap()).unwrap();
+}
+
+fn event_type(m: &HubMessage) -> String {
+    m.property("eventType").unwrap_or_default().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_records_clips_when_the_detector_sees_people() {
+    let mut a = Appliance::new(&Setup { ai: true, camera_speed: 2.0, ..Setup::default() });
+    observe_object_counter(&a);
+    a.start();
+    let observer = a.client("observer").await;
+    let mut inbox = observer.inputs().await.unwrap();
+
+    let (mut inference, mut trigger, mut started, mut stopped) = (None, None, None, None);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while stopped.is_none() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let Ok(Some((input, m))) = tokio::time::timeout(left, inbox.recv()).await else {
+            panic!("within 120 s: inference {}, trigger {}, started {}", inference.is_some(), trigger.is_some(), started.is_some());
+        };
+        let t = event_type(&m);
+        if input == "counter" {
+            trigger.get_or_insert(m);
+        } else if t.ends_with("Analytics.Inference") {
+            let body: Value = m.body_json().unwrap();
+            let person = body["inferences"].as_array().unwrap().iter().any(|i| i["entity"]["tag"]["value"] == "person");
+            if person && inference.is_none() {
+                inference = Some(m);
+            }
+        } else if t.ends_with("Operational.RecordingStarted") {
+            started.get_or_insert(m);
+        } else if t.ends_with("Operational.RecordingStopped") && started.is_some() {
+            stopped = Some(m);
+        }
+    }
+
+    // The detector's findings are published as Inference events in the SPEC envelope.
+    let inference = inference.expect("an Inference event with a person before the first clip ended");
+    assert!(inference.property("subject").unwrap().ends_with("/livePipelines/camera-1-people/processors/httpExtension"));
+    assert!(inference.property("eventTime").is_some());
+    let body: Value = inference.body_json().unwrap();
+    assert!(body["timestamp"].as_u64().is_some_and(|t| t > 0), "{body}");
+    let person = body["inferences"].as_array().unwrap().iter().find(|i| i["entity"]["tag"]["value"] == "person").unwrap();
+    assert_eq!(person["type"], "entity");
+    let b = &person["entity"]["box"];
+    for k in ["l", "t", "w", "h"] {
+        let v = b[k].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&v), "box {b}");
+    }
+    // objectCounter counted people and handed on the frame's time.
+    let trigger = trigger.expect("objectCounter's trigger");
+    let count: Value = trigger.body_json().unwrap();
+    assert!(count["count"].as_u64().is_some_and(|n| n >= 1), "{count}");
+    assert!(trigger.property("eventTime").is_some(), "the trigger carries the inference's eventTime");
+    // The clip: valid, from a keyframe, at least the gate's 10 s minimum (vtest.mkv is 10 fps).
+    let stopped: Value = stopped.unwrap().body_json().unwrap();
+    let clip = std::path::PathBuf::from(stopped["outputLocation"].as_str().unwrap());
+    assert!(clip.file_name().unwrap().to_str().unwrap().starts_with("clip-camera-1-people-"), "{}", clip.display());
+    let (errors, packets, key_first) = probe(&clip);
+    assert_eq!(errors, "", "ffprobe on {}", clip.display());
+    assert!(key_first && packets >= 100, "{packets} packets in {}", clip.display());
+    a.stop();
+}
