@@ -55,7 +55,8 @@ enum Command {
         speed: f64,
     },
     /// Serve the built-in object detector (NanoDet-m, COCO-80) over HTTP: the LVA/AVA HTTP
-    /// extension contract at /score, Custom Vision's /image, GET /health (docs/detector.md).
+    /// extension contract at /score, Custom Vision's /image, GET /health; and, with
+    /// --grpc-listen, the LVA/AVA gRPC extension contract (docs/detector.md).
     Detect {
         #[arg(long, default_value = vela::modules::detector::server::DEFAULT_LISTEN)]
         listen: String,
@@ -89,6 +90,15 @@ enum Command {
         /// Pixel format of image/x-raw bodies whose request does not give it (LVA's names).
         #[arg(long, default_value = "bgr24")]
         raw_format: String,
+        /// Also serve the LVA/AVA gRPC extension contract at HOST:PORT (a GrpcExtension's
+        /// endpoint tcp://HOST:PORT), on the same model threads and queue.
+        #[arg(long)]
+        grpc_listen: Option<String>,
+        /// gRPC streams must present this user and --grpc-password (x-ms-authentication: Basic).
+        #[arg(long, requires = "grpc_password", requires = "grpc_listen")]
+        grpc_user: Option<String>,
+        #[arg(long, requires = "grpc_user")]
+        grpc_password: Option<String>,
     },
     /// Run an operations.json (the samples' console app) against a running appliance.
     Ops {
@@ -167,8 +177,23 @@ fn run(cli: Cli) -> anyhow::Result<bool> {
             rt.block_on(vela::modules::rtspsim::run(listen, media, user.zip(password), speed))?;
             Ok(true)
         }
-        Command::Detect { listen, model, threshold, nms_iou, classes, threads, max_batch, queue, paths, raw_size, raw_format } => {
-            use vela::modules::detector::{body, serve, DetectorConfig, ServerConfig};
+        Command::Detect {
+            listen,
+            model,
+            threshold,
+            nms_iou,
+            classes,
+            threads,
+            max_batch,
+            queue,
+            paths,
+            raw_size,
+            raw_format,
+            grpc_listen,
+            grpc_user,
+            grpc_password,
+        } => {
+            use vela::modules::detector::{body, serve, Credentials, DetectorConfig, ServerConfig};
             let (width, height) = body::parse_size(&raw_size).with_context(|| format!("--raw-size {raw_size:?} is not WIDTHxHEIGHT"))?;
             let format =
                 body::pixel_format(&raw_format).with_context(|| format!("--raw-format {raw_format:?} is not an LVA pixel format"))?;
@@ -182,15 +207,23 @@ fn run(cli: Cli) -> anyhow::Result<bool> {
                 queue,
                 score_paths: paths,
                 raw: body::RawSpec { width, height, format, stride: None },
+                grpc_listen,
+                grpc_credentials: grpc_user.zip(grpc_password).map(|(u, p)| Credentials::new(u, p)),
                 ..ServerConfig::default()
             };
+            let auth = config.grpc_credentials.is_some();
             actix_rt::System::new().block_on(async move {
                 let serving = serve(config).await?;
                 let d = &serving.detector;
                 let batching = if d.batching() { "batches in one model call" } else { "batches run picture by picture" };
+                let grpc = match &serving.grpc {
+                    Some(g) if auth => format!(" and tcp://{} (gRPC extension, credentials required)", g.addr),
+                    Some(g) => format!(" and tcp://{} (gRPC extension)", g.addr),
+                    None => String::new(),
+                };
                 writeln!(
                     out,
-                    "detector: {} loaded in {} ms ({batching}); listening on http://{}/ (score, image, health)",
+                    "detector: {} loaded in {} ms ({batching}); listening on http://{}/ (score, image, health){grpc}",
                     d.model_path().display(),
                     d.load_time().as_millis(),
                     serving.addr

@@ -4,12 +4,13 @@
 //!
 //! Layout: pure cores — [`input`] (pictures → the model's input tensor), [`decode`] (the
 //! head's outputs → boxes), [`nms`], [`multipart`], [`body`] (HTTP bodies → pictures) — the
-//! [`model`] that owns the tract plan ([`Detector`]), and the actix-web [`server`] that
-//! queues requests for dedicated model threads and batches them. Operator documentation:
-//! `docs/detector.md`.
+//! [`model`] that owns the tract plan ([`Detector`]), the actix-web [`server`] that
+//! queues requests for dedicated model threads and batches them, and the [`grpc`] extension
+//! server (SPEC §5.2) on the same queue. Operator documentation: `docs/detector.md`.
 
 pub mod body;
 pub mod decode;
+pub mod grpc;
 pub mod input;
 pub mod labels;
 pub mod model;
@@ -20,6 +21,7 @@ pub mod server;
 use std::path::PathBuf;
 use std::time::Duration;
 
+pub use grpc::{Credentials, GrpcServing};
 pub use input::{Packed, Picture};
 pub use model::Detector;
 pub use server::{serve, ServerConfig, Serving};

@@ -6,6 +6,9 @@
 //! waiting (up to `max_batch`) in one round and run them as one batch when the model
 //! allows it. Admission is bounded: past `queue` waiting pictures a request is answered
 //! 503 with `Retry-After: 1`, which LVA honours (SPEC §5.1).
+//!
+//! The gRPC extension server ([`super::grpc`]) shares the same queue, model threads and
+//! counters: one detector serves both contracts.
 
 use std::collections::VecDeque;
 use std::io;
@@ -23,6 +26,7 @@ use futures::StreamExt;
 use serde_json::{json, Value};
 
 use super::body::{self, BodyError, Kind, OwnedPicture, RawSpec};
+use super::grpc::{self, Credentials, GrpcServing};
 use super::model::Output;
 use super::multipart;
 use super::{Detection, Detector, DetectorConfig, DetectorError, Timings, DEFAULT_MODEL};
@@ -58,6 +62,11 @@ pub struct ServerConfig {
     pub max_body: usize,
     /// Size and layout of `image/x-raw` bodies that do not say theirs (see [`super::body`]).
     pub raw: RawSpec,
+    /// `HOST:PORT` of the gRPC extension server (SPEC §5.2), none when unset; port 0 picks
+    /// a free one (see [`GrpcServing::addr`]).
+    pub grpc_listen: Option<String>,
+    /// Credentials gRPC clients must present (`x-ms-authentication: Basic …`); none = open.
+    pub grpc_credentials: Option<Credentials>,
 }
 
 impl Default for ServerConfig {
@@ -72,6 +81,8 @@ impl Default for ServerConfig {
             score_paths: vec![DEFAULT_SCORE_PATH.into()],
             max_body: DEFAULT_MAX_BODY,
             raw: RawSpec::default(),
+            grpc_listen: None,
+            grpc_credentials: None,
         }
     }
 }
@@ -83,11 +94,16 @@ pub struct Serving {
     pub handle: ServerHandle,
     pub server: Server,
     pub detector: Detector,
+    /// The gRPC extension server when `grpc_listen` was set. It already runs, on the
+    /// runtime that called [`serve`], until [`GrpcServing::stop`] or that runtime ends
+    /// (stopping `handle` does not stop it).
+    pub grpc: Option<GrpcServing>,
 }
 
 /// Loads the model (on the blocking pool), starts the model threads, binds `config.listen`
 /// and returns the server, not yet running: spawn or await [`Serving::server`]. Signals are
-/// left to the caller. Model threads end when the server is dropped.
+/// left to the caller. Model threads end when the server is dropped. With
+/// `config.grpc_listen` the gRPC server is bound too, and started on the caller's runtime.
 pub async fn serve(config: ServerConfig) -> io::Result<Serving> {
     let (model, detector_config) = (config.model.clone(), config.detector.clone());
     let max_batch = config.max_batch;
@@ -101,7 +117,15 @@ pub async fn serve(config: ServerConfig) -> io::Result<Serving> {
     .await
     .map_err(io::Error::other)?
     .map_err(to_io)?;
-    Detect::new(detector, &config)?.serve(&config.listen)
+    let detect = Detect::new(detector, &config)?;
+    // gRPC first: a port already taken fails the start before HTTP holds its socket.
+    let grpc = match &config.grpc_listen {
+        Some(addr) => Some(detect.serve_grpc(addr, config.grpc_credentials.clone()).await?),
+        None => None,
+    };
+    let mut serving = detect.serve(&config.listen)?;
+    serving.grpc = grpc;
+    Ok(serving)
 }
 
 fn to_io(e: DetectorError) -> io::Error {
@@ -118,16 +142,18 @@ pub struct Detect {
     shared: Arc<Shared>,
 }
 
-struct Shared {
-    detector: Detector,
+pub(super) struct Shared {
+    pub(super) detector: Detector,
     pool: Pool,
-    stats: Arc<Stats>,
+    pub(super) stats: Arc<Stats>,
     score_paths: Vec<String>,
-    max_body: usize,
+    pub(super) max_body: usize,
     raw: RawSpec,
     threads: usize,
     max_batch: usize,
     queue: usize,
+    /// Where the gRPC server listens, once started.
+    grpc_addr: std::sync::OnceLock<SocketAddr>,
 }
 
 impl Detect {
@@ -167,6 +193,7 @@ impl Detect {
                 threads: config.threads,
                 max_batch: config.max_batch,
                 queue: config.queue,
+                grpc_addr: std::sync::OnceLock::new(),
             }),
         })
     }
@@ -203,7 +230,15 @@ impl Detect {
         .bind(addr)?;
         let addr = *server.addrs().first().ok_or_else(|| io::Error::other("bound no address"))?;
         let server = server.run();
-        Ok(Serving { addr, handle: server.handle(), server, detector: self.shared.detector.clone() })
+        Ok(Serving { addr, handle: server.handle(), server, detector: self.shared.detector.clone(), grpc: None })
+    }
+
+    /// Binds `addr` and starts the gRPC extension server on the current Tokio runtime; it
+    /// shares this service's queue and model threads.
+    pub async fn serve_grpc(&self, addr: &str, credentials: Option<Credentials>) -> io::Result<GrpcServing> {
+        let serving = grpc::start(self.shared.clone(), addr, credentials).await?;
+        let _ = self.shared.grpc_addr.set(serving.addr);
+        Ok(serving)
     }
 }
 
@@ -213,7 +248,19 @@ impl Detect {
 /// A picture waiting for the model and where its answer goes.
 struct Job {
     picture: OwnedPicture,
+    /// Other settings than the server's (a gRPC stream's `extension_configuration`).
+    detector: Option<Arc<Detector>>,
     reply: tokio::sync::oneshot::Sender<Result<Output, String>>,
+}
+
+impl Job {
+    fn same_settings(&self, other: &Job) -> bool {
+        match (&self.detector, &other.detector) {
+            (None, None) => true,
+            (Some(a), Some(b)) => Arc::ptr_eq(a, b) || a.config() == b.config(),
+            _ => false,
+        }
+    }
 }
 
 #[derive(Default)]
@@ -272,9 +319,9 @@ impl Pool {
         Ok(Pool { queue, admitted: Arc::new(AtomicUsize::new(0)) })
     }
 
-    fn submit(&self, picture: OwnedPicture) -> tokio::sync::oneshot::Receiver<Result<Output, String>> {
+    fn submit(&self, picture: OwnedPicture, detector: Option<Arc<Detector>>) -> tokio::sync::oneshot::Receiver<Result<Output, String>> {
         let (reply, rx) = tokio::sync::oneshot::channel();
-        self.queue.lock().jobs.push_back(Job { picture, reply });
+        self.queue.lock().jobs.push_back(Job { picture, detector, reply });
         self.queue.ready.notify_one();
         rx
     }
@@ -292,21 +339,39 @@ fn model_thread(queue: &Queue, detector: &Detector, stats: &Stats, max_batch: us
     // another thread could run: take one at a time.
     let batching = max_batch > 1 && detector.batching();
     let max_batch = if batching { max_batch } else { 1 };
-    while let Some(jobs) = queue.take(max_batch) {
-        let pictures: Vec<_> = jobs.iter().map(|j| j.picture.view()).collect();
-        // A panic in the model must not take the thread (and every later request) with it.
-        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| detector.run_batch(&pictures, true)));
-        stats.record_round(jobs.len(), batching);
-        match result {
-            Ok(Ok(outputs)) => {
-                for (job, out) in jobs.into_iter().zip(outputs) {
-                    stats.record_timings(&out.timings);
-                    let _ = job.reply.send(Ok(out));
-                }
-            }
-            Ok(Err(e)) => fail_all(jobs, &e.to_string(), stats),
-            Err(_) => fail_all(jobs, "the model panicked", stats),
+    while let Some(mut jobs) = queue.take(max_batch) {
+        // Nobody waits for these any more (a closed gRPC stream, a dropped connection): the
+        // model's time goes to pictures someone still wants.
+        let before = jobs.len();
+        jobs.retain(|j| !j.reply.is_closed());
+        if jobs.len() < before {
+            stats.abandoned.fetch_add((before - jobs.len()) as u64, Ordering::Relaxed);
         }
+        // Settings are applied inside the model call, so pictures with other settings than
+        // their neighbours' make a round of their own.
+        while !jobs.is_empty() {
+            let n = jobs.iter().take_while(|j| j.same_settings(&jobs[0])).count();
+            let round: Vec<Job> = jobs.drain(..n).collect();
+            run_round(round, detector, stats, batching);
+        }
+    }
+}
+
+fn run_round(jobs: Vec<Job>, detector: &Detector, stats: &Stats, batching: bool) {
+    let detector = jobs[0].detector.as_deref().unwrap_or(detector);
+    let pictures: Vec<_> = jobs.iter().map(|j| j.picture.view()).collect();
+    // A panic in the model must not take the thread (and every later request) with it.
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| detector.run_batch(&pictures, true)));
+    stats.record_round(jobs.len(), batching);
+    match result {
+        Ok(Ok(outputs)) => {
+            for (job, out) in jobs.into_iter().zip(outputs) {
+                stats.record_timings(&out.timings);
+                let _ = job.reply.send(Ok(out));
+            }
+        }
+        Ok(Err(e)) => fail_all(jobs, &e.to_string(), stats),
+        Err(_) => fail_all(jobs, "the model panicked", stats),
     }
 }
 
@@ -320,7 +385,7 @@ fn fail_all(jobs: Vec<Job>, why: &str, stats: &Stats) {
 
 /// Counters for `/health`: how much was done and whether batching happened.
 #[derive(Default)]
-struct Stats {
+pub(super) struct Stats {
     requests: AtomicU64,
     pictures: AtomicU64,
     /// Rounds of a model thread (one batch each when the model batches).
@@ -333,9 +398,12 @@ struct Stats {
     busy: AtomicU64,
     bad_requests: AtomicU64,
     failures: AtomicU64,
+    /// Pictures dropped before their model call because their requester had gone.
+    abandoned: AtomicU64,
     preprocess_ns: AtomicU64,
     model_ns: AtomicU64,
     postprocess_ns: AtomicU64,
+    pub(super) grpc: grpc::GrpcStats,
 }
 
 impl Stats {
@@ -429,7 +497,35 @@ impl ResponseError for ApiError {
 }
 
 /// Decrements the admitted count when a request ends, however it ends.
-struct Admission(Arc<AtomicUsize>);
+pub(super) struct Admission(Arc<AtomicUsize>);
+
+/// The queue is full: the request is turned away (HTTP 503, a gRPC ack without result).
+#[derive(Debug)]
+pub(super) struct Busy;
+
+/// Why an admitted picture got no detections.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum Failure {
+    #[error(transparent)]
+    Picture(#[from] BodyError),
+    #[error("{0}")]
+    Failed(String),
+}
+
+impl From<Busy> for ApiError {
+    fn from(_: Busy) -> Self {
+        ApiError::Busy
+    }
+}
+
+impl From<Failure> for ApiError {
+    fn from(e: Failure) -> Self {
+        match e {
+            Failure::Picture(e) => e.into(),
+            Failure::Failed(m) => ApiError::Failed(m),
+        }
+    }
+}
 
 impl Drop for Admission {
     fn drop(&mut self) {
@@ -438,15 +534,16 @@ impl Drop for Admission {
 }
 
 impl Shared {
-    /// Admits a request (or 503s it): `queue` may wait beyond what the threads are running.
-    fn admit(&self) -> Result<Admission, ApiError> {
+    /// Admits a request (or turns it away): `queue` may wait beyond what the threads are
+    /// running.
+    pub(super) fn admit(&self) -> Result<Admission, Busy> {
         let limit = self.queue + self.threads * self.max_batch;
         let admitted = &self.pool.admitted;
         let mut now = admitted.load(Ordering::Acquire);
         loop {
             if now >= limit {
                 self.stats.busy.fetch_add(1, Ordering::Relaxed);
-                return Err(ApiError::Busy);
+                return Err(Busy);
             }
             match admitted.compare_exchange_weak(now, now + 1, Ordering::AcqRel, Ordering::Acquire) {
                 Ok(_) => return Ok(Admission(admitted.clone())),
@@ -457,13 +554,26 @@ impl Shared {
 
     /// Decodes off the async threads, then waits for a model thread.
     async fn detect(&self, kind: Kind, data: Bytes, raw: RawSpec) -> Result<Vec<Detection>, ApiError> {
-        let _admission = self.admit()?;
+        let admission = self.admit()?;
+        Ok(self.run(admission, move || body::decode(kind, data, &raw), None).await?)
+    }
+
+    /// Runs `decode` on the blocking pool (it may read and copy, e.g. from shared memory),
+    /// then the model on its picture, with `detector`'s settings when given. Holds the
+    /// admission until the answer is in.
+    pub(super) async fn run(
+        &self,
+        admission: Admission,
+        decode: impl FnOnce() -> Result<OwnedPicture, BodyError> + Send + 'static,
+        detector: Option<Arc<Detector>>,
+    ) -> Result<Vec<Detection>, Failure> {
+        let _admission = admission;
         let picture =
-            web::block(move || body::decode(kind, data, &raw)).await.map_err(|e| ApiError::Failed(e.to_string()))?.inspect_err(|_| {
+            tokio::task::spawn_blocking(decode).await.map_err(|e| Failure::Failed(format!("decoding failed: {e}")))?.inspect_err(|_| {
                 self.stats.bad_requests.fetch_add(1, Ordering::Relaxed);
             })?;
-        let rx = self.pool.submit(picture);
-        let out = rx.await.map_err(|_| ApiError::Failed("the model thread stopped".into()))?.map_err(ApiError::Failed)?;
+        let rx = self.pool.submit(picture, detector);
+        let out = rx.await.map_err(|_| Failure::Failed("the model thread stopped".into()))?.map_err(Failure::Failed)?;
         Ok(out.detections)
     }
 
@@ -645,7 +755,9 @@ async fn health(shared: web::Data<Shared>) -> HttpResponse {
             "busy": get(&s.busy),
             "badRequests": get(&s.bad_requests),
             "failures": get(&s.failures),
+            "abandoned": get(&s.abandoned),
         },
+        "grpc": shared.grpc_addr.get().map(|addr| s.grpc.health(*addr)),
         "meanMsPerPicture": {"preprocess": ms(&s.preprocess_ns), "model": ms(&s.model_ns), "postprocess": ms(&s.postprocess_ns)},
     });
     HttpResponse::Ok().content_type("application/json").insert_header((header::CACHE_CONTROL, "no-cache")).body(v.to_string())
@@ -715,7 +827,7 @@ mod tests {
             for _ in 0..n {
                 let (reply, _) = tokio::sync::oneshot::channel();
                 let img = image::RgbImage::new(1, 1);
-                q.lock().jobs.push_back(Job { picture: OwnedPicture::from_rgb(img), reply });
+                q.lock().jobs.push_back(Job { picture: OwnedPicture::from_rgb(img), detector: None, reply });
             }
         };
         push(5);
