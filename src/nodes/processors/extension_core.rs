@@ -1,11 +1,19 @@
-//! What an extension's answer means (SPEC §5.1, §4.3): results, nothing, a dropped sample or a back-off; and boxes mapped back from a padded image.
+//! What the extension nodes share: an HTTP answer's meaning (SPEC §5.1, §4.3), boxes mapped back from a padded image, Inference events and rate-limited diagnostics.
 //!
-//! Pure: the HTTP extension node feeds it the status, content type, `Retry-After` and body
-//! it received, and acts on the [`Outcome`].
+//! [`interpret`] and [`Content`] are pure: the HTTP extension node feeds `interpret` the
+//! status, content type, `Retry-After` and body it received, and acts on the [`Outcome`].
+//! [`inference_event`] and [`Reporter`] are the one place the HTTP and gRPC extension nodes
+//! build their events, so both publish the same envelope and diagnostics.
 
+use crate::runtime::events::EventClass;
+use crate::runtime::frames::REPORT_EVERY;
+use crate::runtime::node::NodeEnv;
+use crate::runtime::packet::{Event, Nanos};
 use base64::Engine as _;
+use bytes::Bytes;
 use serde_json::{json, Map, Value};
-use std::time::Duration;
+use std::collections::HashMap;
+use std::time::{Duration, Instant, UNIX_EPOCH};
 
 /// Back-off after a 503 without a usable `Retry-After` (SPEC gap: undocumented; a few
 /// seconds lets a busy server recover without losing much).
@@ -99,6 +107,13 @@ fn from_json(mut v: Value, content: Content) -> Outcome {
     if list.is_empty() {
         return Outcome::Nothing;
     }
+    map_boxes(list, content);
+    Outcome::Results(std::mem::take(list))
+}
+
+/// Maps the boxes of SPEC inferences (entity, motion, event) from the image the extension
+/// saw back to the picture; values without a box, or not in the schema, are left alone.
+pub fn map_boxes(list: &mut [Value], content: Content) {
     for inf in list.iter_mut() {
         for kind in ["entity", "motion", "event"] {
             if let Some(b) = inf.get_mut(kind).and_then(|k| k.get_mut("box")).and_then(Value::as_object_mut) {
@@ -106,7 +121,59 @@ fn from_json(mut v: Value, content: Content) -> Outcome {
             }
         }
     }
-    Outcome::Results(std::mem::take(list))
+}
+
+/// `Analytics.Inference` (SPEC §4.2): `{timestamp, inferences}` with the envelope of the
+/// node's subject. `timestamp` is the media time in 90 kHz units, the motion detector's
+/// clock; `wall` is the same instant as the event's time.
+pub fn inference_event(env: &NodeEnv, timestamp: u64, wall: Nanos, inferences: &[Value]) -> Event {
+    let body = json!({ "timestamp": timestamp, "inferences": inferences });
+    let time = UNIX_EPOCH + Duration::from_nanos(wall.max(0) as u64);
+    let properties = env.events.envelope(&env.subject, EventClass::Analytics, "Inference", time);
+    Event { time: Some(wall), body: Bytes::from(serde_json::to_vec(&body).expect("json")), properties }
+}
+
+/// Dropped samples and failures of an extension node as diagnostics, each kind at most once
+/// per [`REPORT_EVERY`] (with running totals for drops), so a dead or flaky extension cannot
+/// flood the hub.
+#[derive(Debug, Default)]
+pub struct Reporter {
+    dropped: u64,
+    last_drop: Option<Instant>,
+    /// Last report per event type and code: a second kind of failure is not hidden behind
+    /// the first one.
+    last_error: HashMap<String, Instant>,
+}
+
+impl Reporter {
+    /// A sampled frame went on without being sent (`why` says what stood in the way).
+    pub fn dropped(&mut self, env: &NodeEnv, why: &str) {
+        self.dropped += 1;
+        env.stats.dropped.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if self.last_drop.is_none_or(|t| t.elapsed() >= REPORT_EVERY) {
+            self.last_drop = Some(Instant::now());
+            let body = json!({ "dataType": "videoFrame", "dropped": self.dropped, "reason": why });
+            env.events.emit(&env.subject, EventClass::Diagnostics, "DataDropped", body);
+        }
+    }
+
+    pub fn dropped_total(&self) -> u64 {
+        self.dropped
+    }
+
+    /// A `Diagnostics.{ty}` event, unless one with the same type and `code`/`errorCode` went
+    /// out less than [`REPORT_EVERY`] ago. Returns whether it was published.
+    pub fn error(&mut self, env: &NodeEnv, ty: &str, body: Value) -> bool {
+        let code = body.get("errorCode").or_else(|| body.get("code")).and_then(Value::as_str).unwrap_or("");
+        let key = format!("{ty}/{code}");
+        if self.last_error.get(&key).is_some_and(|t| t.elapsed() < REPORT_EVERY) {
+            return false;
+        }
+        self.last_error.insert(key, Instant::now());
+        tracing::warn!(node = env.name(), kind = ty, %body, "extension failure");
+        env.events.emit(&env.subject, EventClass::Diagnostics, ty, body);
+        true
+    }
 }
 
 /// `Retry-After`: delay-seconds (RFC 9110 §10.2.3). HTTP dates are rare from inference

@@ -13,13 +13,11 @@
 //! and network errors drop the sample with a diagnostic (rate-limited) and the next sample
 //! is sent normally.
 
-use super::extension_core::{interpret, Content, Outcome};
+use super::extension_core::{inference_event, interpret, Content, Outcome, Reporter};
 use super::motion_core::pts_90khz;
 use super::sampling::Sampler;
-use crate::runtime::events::EventClass;
-use crate::runtime::frames::REPORT_EVERY;
 use crate::runtime::node::{Feeder, Node, NodeCtx, NodeEnv};
-use crate::runtime::packet::{Event, Frame, Packet};
+use crate::runtime::packet::{Frame, Packet};
 use crate::topology::nodes::common::{Credentials, ImageSpec};
 use crate::topology::nodes::http_extension::HttpExtension as Settings;
 use base64::Engine as _;
@@ -28,7 +26,7 @@ use serde_json::json;
 use std::cell::RefCell;
 use std::rc::Rc;
 use std::sync::Arc;
-use std::time::{Duration, Instant, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 /// How long a request may take, connection included.
 pub const TIMEOUT: Duration = Duration::from_secs(10);
@@ -63,9 +61,7 @@ impl Request {
 struct Shared {
     busy: bool,
     backoff_until: Option<Instant>,
-    dropped: u64,
-    last_drop_report: Option<Instant>,
-    last_error_report: Option<Instant>,
+    reporter: Reporter,
     client: Option<awc::Client>,
 }
 
@@ -87,13 +83,7 @@ impl HttpExtension {
     }
 
     fn drop_sample(&self, ctx: &mut NodeCtx<'_>, why: &str) {
-        let mut s = self.shared.borrow_mut();
-        s.dropped += 1;
-        ctx.env.stats.dropped.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        if s.last_drop_report.is_none_or(|t| t.elapsed() >= REPORT_EVERY) {
-            s.last_drop_report = Some(Instant::now());
-            ctx.diagnostic("DataDropped", json!({ "dataType": "videoFrame", "dropped": s.dropped, "reason": why }));
-        }
+        self.shared.borrow_mut().reporter.dropped(ctx.env, why);
     }
 }
 
@@ -142,7 +132,8 @@ impl Job {
         let mut annotated = (*frame).clone();
         match out {
             Ok(Outcome::Results(inferences)) => {
-                self.feeder.produced(Packet::Event(Arc::new(self.event(&frame, &inferences))));
+                let wall = frame.picture.wall;
+                self.feeder.produced(Packet::Event(Arc::new(inference_event(&self.env, pts_90khz(wall), wall, &inferences))));
                 annotated.inferences.extend(inferences);
             }
             Ok(Outcome::Nothing) => {}
@@ -190,23 +181,7 @@ impl Job {
         Ok(interpret(res.status().as_u16(), header("content-type").as_deref(), header("retry-after").as_deref(), &body, content))
     }
 
-    /// `Analytics.Inference` with the frame's media time.
-    fn event(&self, frame: &Frame, inferences: &[serde_json::Value]) -> Event {
-        let wall = frame.picture.wall;
-        // The same clock as the motion detector's events: media wall time in 90 kHz units.
-        let body = json!({ "timestamp": pts_90khz(wall), "inferences": inferences });
-        let time = UNIX_EPOCH + Duration::from_nanos(wall.max(0) as u64);
-        let properties = self.env.events.envelope(&self.env.subject, EventClass::Analytics, "Inference", time);
-        Event { time: Some(wall), body: Bytes::from(serde_json::to_vec(&body).expect("json")), properties }
-    }
-
     fn report(&self, ty: &str, body: serde_json::Value) {
-        let mut s = self.shared.borrow_mut();
-        if s.last_error_report.is_some_and(|t| t.elapsed() < REPORT_EVERY) {
-            return;
-        }
-        s.last_error_report = Some(Instant::now());
-        tracing::warn!(node = self.env.name(), kind = ty, %body, "extension request failed");
-        self.env.events.emit(&self.env.subject, EventClass::Diagnostics, ty, body);
+        self.shared.borrow_mut().reporter.error(&self.env, ty, body);
     }
 }
