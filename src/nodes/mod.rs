@@ -52,6 +52,12 @@ pub fn factory(
             let (request, s) = (std::sync::Arc::new(request), s.clone());
             Ok(Box::new(move || Box::new(processors::http_extension::HttpExtension::new(request.clone(), &s))))
         }
+        NodeSettings::GrpcExtension(s) => {
+            let config = processors::grpc_extension::Config::from_settings(s)
+                .map_err(|e| ActivationError::Invalid(format!("node '{}': {e}", node.name)))?;
+            let (config, s) = (std::sync::Arc::new(config), s.clone());
+            Ok(Box::new(move || Box::new(processors::grpc_extension::GrpcExtension::new(config.clone(), &s))))
+        }
         NodeSettings::SignalGate(s) => {
             let s = s.clone();
             Ok(Box::new(move || Box::new(processors::signal_gate::SignalGate::new(&s))))

@@ -3,6 +3,8 @@
 pub mod extension_core;
 pub mod frame_rate_filter;
 pub mod gate_core;
+pub mod grpc_extension;
+pub mod grpc_extension_core;
 pub mod http_extension;
 pub mod motion_core;
 pub mod motion_detection;
