@@ -1,5 +1,6 @@
 //! Vela: a live video analytics appliance that runs LVA/AVA media graphs on one edge box.
 
+pub mod analytics;
 pub mod app;
 pub mod check;
 pub mod clock;
