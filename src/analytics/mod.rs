@@ -24,6 +24,7 @@ pub mod assign;
 pub mod geometry;
 pub mod ids;
 pub mod kalman;
+pub mod line_crossing;
 pub mod tracker;
 
 pub use geometry::{BBox, FrameSize, Pt};
