@@ -81,3 +81,76 @@ async fn the_demo_records_clips_when_the_detector_sees_people() {
     assert!(key_first && packets >= 100, "{packets} packets in {}", clip.display());
     a.stop();
 }
+
+/// A live pipeline on the demo camera with a gRPC extension pointing at the detector.
+fn grpc_pipeline(name: &str, a: &Appliance, grpc_port: u16, transfer: Value, format: Value) -> (Value, Value) {
+    let topology = json!({"@apiVersion": "1.1", "name": name, "properties": {
+        "sources": [{"@type": "#Microsoft.VideoAnalyzer.RtspSource", "name": "rtspSource", "transport": "tcp",
+            "endpoint": {"@type": "#Microsoft.VideoAnalyzer.UnsecuredEndpoint", "url": format!("rtsp://127.0.0.1:{}/media/vtest.mkv", a.camera_port)}}],
+        "processors": [{"@type": "#Microsoft.VideoAnalyzer.GrpcExtension", "name": "grpcExtension",
+            "endpoint": {"@type": "#Microsoft.VideoAnalyzer.UnsecuredEndpoint", "url": format!("tcp://127.0.0.1:{grpc_port}")},
+            "dataTransfer": transfer,
+            "image": {"scale": {"mode": "pad", "width": "416", "height": "416"}, "format": format},
+            "samplingOptions": {"maximumSamplesPerSecond": "1"},
+            "inputs": [{"nodeName": "rtspSource", "outputSelectors": [{"property": "mediaType", "operator": "is", "value": "video"}]}]}],
+        "sinks": [{"@type": "#Microsoft.VideoAnalyzer.IotHubMessageSink", "name": "hubSink", "hubOutputName": "inferences",
+            "inputs": [{"nodeName": "grpcExtension"}]}]}});
+    let instance = json!({"@apiVersion": "1.1", "name": name, "properties": {"topologyName": name}});
+    (topology, instance)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_grpc_extension_finds_people_through_the_detectors_grpc_server() {
+    let a = {
+        // Real time and one sample a second each: the debug build's model keeps up.
+        let mut a = Appliance::new(&Setup { ai: true, demo_graph: false, camera_speed: 1.0, ..Setup::default() });
+        let grpc_port = appliance::free_port();
+        let path = a.config.join("deployment.json");
+        let mut d: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        d["modulesContent"]["detector"]["properties.desired"]["grpcListen"] = json!(format!("127.0.0.1:{grpc_port}"));
+        std::fs::write(path, serde_json::to_vec_pretty(&d).unwrap()).unwrap();
+        a.start();
+        (a, grpc_port)
+    };
+    let (mut a, grpc_port) = a;
+    let caller = a.client("caller").await;
+    let observer = a.client("observer").await;
+    let mut inbox = observer.inputs().await.unwrap();
+    let jpeg = json!({"@type": "#Microsoft.VideoAnalyzer.ImageFormatJpeg", "quality": "90"});
+    let raw = json!({"@type": "#Microsoft.VideoAnalyzer.ImageFormatRaw", "pixelFormat": "bgr24"});
+    let cases =
+        [("embedded", json!({"mode": "embedded"}), jpeg), ("shm", json!({"mode": "sharedMemory", "SharedMemorySizeMiB": "16"}), raw)];
+    for (name, transfer, format) in cases {
+        let (topology, instance) = grpc_pipeline(name, &a, grpc_port, transfer, format);
+        for (method, body) in [("pipelineTopologySet", topology), ("livePipelineSet", instance)] {
+            let (s, p) = Appliance::call(&caller, method, body).await;
+            assert!(s < 300, "{method}: {s} {p:?}");
+        }
+        let (s, p) = Appliance::call(&caller, "livePipelineActivate", json!({"@apiVersion": "1.1", "name": name})).await;
+        assert_eq!(s, 200, "{p:?}");
+    }
+    // Both pipelines publish the detector's people, boxes inside the picture.
+    let mut seen = std::collections::BTreeSet::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while seen.len() < 2 {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let Ok(Some((_, m))) = tokio::time::timeout(left, inbox.recv()).await else { panic!("people seen only through {seen:?}") };
+        if !event_type(&m).ends_with("Analytics.Inference") {
+            continue;
+        }
+        let subject = m.property("subject").unwrap().to_string();
+        let body: Value = m.body_json().unwrap();
+        for i in body["inferences"].as_array().unwrap() {
+            if i["entity"]["tag"]["value"] == "person" {
+                let b = &i["entity"]["box"];
+                assert!(["l", "t", "w", "h"].iter().all(|k| (0.0..=1.0).contains(&b[k].as_f64().unwrap())), "{b}");
+                // /edgeModules/avaedge/livePipelines/<name>/processors/grpcExtension
+                let pipeline = subject.split('/').nth(4).unwrap_or_default().to_string();
+                assert!(subject.ends_with("/processors/grpcExtension"), "{subject}");
+                seen.insert(pipeline);
+            }
+        }
+    }
+    assert_eq!(seen.into_iter().collect::<Vec<_>>(), ["embedded", "shm"]);
+    a.stop();
+}

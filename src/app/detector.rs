@@ -3,7 +3,8 @@
 //! A deployment module whose image is `vela:detector` (or one of the samples' `yolov3`
 //! extension images, whose role it plays) runs `vela detect` inside the appliance. Its
 //! desired properties, all optional and case-insensitive:
-//! `listen` ("127.0.0.1:7000"), `model` (relative to the config folder),
+//! `listen` ("127.0.0.1:7000"), `grpcListen` (none: the gRPC extension contract is served
+//! only when set, e.g. "127.0.0.1:7001"), `model` (relative to the config folder),
 //! `threshold` (0.45), `classes` (array or comma-separated COCO names; all when absent),
 //! `threads` (1), `maxBatch` (4), `queue` (32).
 
@@ -40,18 +41,22 @@ fn count(desired: &Value, key: &str, default: usize, max: usize) -> anyhow::Resu
 /// The server settings a module's desired properties ask for; errors name the property.
 pub fn server_config(desired: &Value, config_dir: &Path) -> anyhow::Result<ServerConfig> {
     let defaults = ServerConfig::default();
-    let listen = match get(desired, "listen") {
-        None | Some(Value::Null) => defaults.listen.clone(),
-        Some(Value::String(s)) => {
-            let addr: std::net::SocketAddr = s.parse().with_context(|| format!("'listen' is not HOST:PORT: {s:?}"))?;
-            if !addr.ip().is_loopback() {
-                // The detector has no authentication: it serves the appliance, not the LAN.
-                bail!("'listen' {addr} is reachable from other machines; the detector listens on loopback only");
+    let address = |key: &str| -> anyhow::Result<Option<String>> {
+        match get(desired, key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) => {
+                let addr: std::net::SocketAddr = s.parse().with_context(|| format!("'{key}' is not HOST:PORT: {s:?}"))?;
+                if !addr.ip().is_loopback() {
+                    // No authentication by default: the detector serves the appliance, not the LAN.
+                    bail!("'{key}' {addr} is reachable from other machines; the detector listens on loopback only");
+                }
+                Ok(Some(s.clone()))
             }
-            s.clone()
+            Some(v) => bail!("'{key}' is not a string: {v}"),
         }
-        Some(v) => bail!("'listen' is not a string: {v}"),
     };
+    let listen = address("listen")?.unwrap_or_else(|| defaults.listen.clone());
+    let grpc_listen = address("grpcListen")?;
     let model = match get(desired, "model") {
         None | Some(Value::Null) => config_dir.join(MODEL),
         Some(Value::String(s)) => config_dir.join(s),
@@ -75,6 +80,7 @@ pub fn server_config(desired: &Value, config_dir: &Path) -> anyhow::Result<Serve
     };
     Ok(ServerConfig {
         listen,
+        grpc_listen,
         model,
         detector,
         threads: count(desired, "threads", defaults.threads, 8)?,
@@ -88,6 +94,7 @@ pub fn server_config(desired: &Value, config_dir: &Path) -> anyhow::Result<Serve
 pub struct Detector {
     addr: std::net::SocketAddr,
     handle: actix_web::dev::ServerHandle,
+    grpc: Option<crate::modules::detector::grpc::GrpcServing>,
     detector: crate::modules::detector::Detector,
 }
 
@@ -96,10 +103,10 @@ impl Detector {
     pub async fn start(desired: &Value, config_dir: &Path) -> anyhow::Result<Detector> {
         let config = server_config(desired, config_dir)?;
         let model = config.model.clone();
-        let Serving { addr, handle, server, detector, .. } =
+        let Serving { addr, handle, server, detector, grpc } =
             serve(config).await.with_context(|| format!("cannot serve the detector with {}", model.display()))?;
         actix_rt::spawn(server);
-        Ok(Detector { addr, handle, detector })
+        Ok(Detector { addr, handle, grpc, detector })
     }
 
     pub fn addr(&self) -> std::net::SocketAddr {
@@ -107,10 +114,14 @@ impl Detector {
     }
 
     pub fn describe(&self) -> String {
-        format!("{} on http://{}/ (score, image, health)", self.detector.model_path().display(), self.addr)
+        let grpc = self.grpc.as_ref().map(|g| format!(", gRPC extension on tcp://{}", g.addr)).unwrap_or_default();
+        format!("{} on http://{}/ (score, image, health){grpc}", self.detector.model_path().display(), self.addr)
     }
 
     pub async fn stop(self) {
+        if let Some(g) = &self.grpc {
+            g.stop().await;
+        }
         self.handle.stop(true).await;
     }
 }
@@ -127,6 +138,9 @@ mod tests {
         assert_eq!(c.listen, "127.0.0.1:7000");
         assert_eq!(c.model, dir.join(MODEL));
         assert!(c.detector.classes.is_empty());
+        assert_eq!(c.grpc_listen, None);
+        assert_eq!(server_config(&json!({"grpcListen": "127.0.0.1:7001"}), dir).unwrap().grpc_listen.as_deref(), Some("127.0.0.1:7001"));
+        assert!(server_config(&json!({"grpclisten": "10.0.0.1:7001"}), dir).unwrap_err().to_string().contains("'grpcListen'"));
         let c = server_config(
             &json!({"Listen": "127.0.0.1:7100", "THRESHOLD": "0.6", "classes": "person, car", "threads": 2, "model": "m.onnx"}),
             dir,
