@@ -25,7 +25,9 @@ pub mod geometry;
 pub mod ids;
 pub mod kalman;
 pub mod line_crossing;
+pub mod spatial;
 pub mod tracker;
+pub mod zones;
 
 pub use geometry::{BBox, FrameSize, Pt};
 pub use ids::IdGen;
