@@ -183,7 +183,7 @@ impl Worker {
                 }
                 let Some(&(_, wall)) = walls.front().filter(|(p, _)| *p == pts) else { continue };
                 let picture = Arc::new(Picture { pts_90k: pts, wall, width, height, gray, color, prepared: Default::default() });
-                self.send(Frame { picture, inferences: Vec::new() });
+                self.send(Frame { picture, inferences: Vec::new(), analysed: false });
             }
             self.account();
         }

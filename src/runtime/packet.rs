@@ -84,6 +84,9 @@ pub struct Frame {
     /// Inferences attached upstream (a motion detector's regions), in the shape of the
     /// `inferences` array of SPEC's analytics events.
     pub inferences: Vec<serde_json::Value>,
+    /// An extension analysed this frame and its answer (possibly "nothing found") is in
+    /// `inferences`: an object tracker tells "no one there" from "not looked at".
+    pub analysed: bool,
 }
 
 /// An analytics event, or a message that came in from the hub.

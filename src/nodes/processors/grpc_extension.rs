@@ -433,13 +433,10 @@ impl Driver {
                     self.publish(pts_90khz(wall), wall, &results);
                 }
                 if answered {
-                    if results.is_empty() {
-                        self.emit(frame);
-                    } else {
-                        let mut annotated = (*frame).clone();
-                        annotated.inferences.extend(results);
-                        self.emit(Arc::new(annotated));
-                    }
+                    let mut annotated = (*frame).clone();
+                    annotated.inferences.extend(results);
+                    annotated.analysed = true;
+                    self.emit(Arc::new(annotated));
                 }
                 None
             }

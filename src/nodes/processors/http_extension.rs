@@ -12,8 +12,14 @@
 //! backs off [`DEFAULT_RETRY_AFTER`](super::extension_core::DEFAULT_RETRY_AFTER); 400/500
 //! and network errors drop the sample with a diagnostic (rate-limited) and the next sample
 //! is sent normally.
+//!
+//! `https` endpoints go through rustls with the trust rules of
+//! [`extension_tls`](super::extension_tls) (a TlsEndpoint's, or the default trust for an
+//! `https` URL on an UnsecuredEndpoint); a server whose certificate is refused costs its
+//! samples, reported as `NetworkError` `TlsHandshakeFailed`.
 
 use super::extension_core::{inference_event, interpret, Content, Outcome, Reporter};
+use super::extension_tls::{tls_failure, Tls, TlsError};
 use super::motion_core::pts_90khz;
 use super::sampling::Sampler;
 use crate::runtime::node::{Feeder, Node, NodeCtx, NodeEnv};
@@ -37,14 +43,20 @@ pub struct Request {
     /// Extra headers: credentials (never logged).
     pub headers: Vec<(String, String)>,
     pub image: ImageSpec,
+    /// For `https` URLs: the client's TLS configuration, and what it does not check.
+    pub tls: Option<(Arc<rustls::ClientConfig>, Option<&'static str>)>,
 }
 
 impl Request {
-    pub fn from_settings(s: &Settings) -> Result<Request, String> {
+    /// Fails only on TLS settings that cannot be used (a bad trusted certificate).
+    pub fn from_settings(s: &Settings) -> Result<Request, TlsError> {
         let e = &s.base.endpoint;
-        if e.tls.is_some() || e.url.scheme() == "https" {
-            return Err("https endpoints (TlsEndpoint) are not supported yet; use an http:// endpoint".into());
-        }
+        let tls = if e.url.scheme() == "https" {
+            let tls = Tls::from_options(e.tls.as_ref())?;
+            Some((tls.client_config(&[b"h2", b"http/1.1"])?, tls.weakened()))
+        } else {
+            None
+        };
         let headers = match &e.credentials {
             None => vec![],
             Some(Credentials::UsernamePassword { username, password }) => {
@@ -53,7 +65,7 @@ impl Request {
             }
             Some(Credentials::HttpHeader { header_name, header_value }) => vec![(header_name.clone(), header_value.expose().to_string())],
         };
-        Ok(Request { url: e.url.to_string(), headers, image: s.base.image.clone() })
+        Ok(Request { url: e.url.to_string(), headers, image: s.base.image.clone(), tls })
     }
 }
 
@@ -88,8 +100,17 @@ impl HttpExtension {
 }
 
 impl Node for HttpExtension {
-    fn start(&mut self, _ctx: &mut NodeCtx<'_>) {
-        let client = awc::Client::builder().timeout(TIMEOUT).disable_redirects().finish();
+    fn start(&mut self, ctx: &mut NodeCtx<'_>) {
+        let builder = awc::Client::builder().timeout(TIMEOUT).disable_redirects();
+        let client = match &self.request.tls {
+            None => builder.finish(),
+            Some((config, weakened)) => {
+                if let Some(what) = weakened {
+                    tracing::warn!(node = ctx.env.name(), "TLS validation of the extension's certificate is weakened by {what}");
+                }
+                builder.connector(awc::Connector::new().rustls_0_23(config.clone())).finish()
+            }
+        };
         self.shared.borrow_mut().client = Some(client);
     }
 
@@ -135,8 +156,9 @@ impl Job {
                 let wall = frame.picture.wall;
                 self.feeder.produced(Packet::Event(Arc::new(inference_event(&self.env, pts_90khz(wall), wall, &inferences))));
                 annotated.inferences.extend(inferences);
+                annotated.analysed = true;
             }
-            Ok(Outcome::Nothing) => {}
+            Ok(Outcome::Nothing) => annotated.analysed = true,
             Ok(Outcome::Dropped { status, message }) => {
                 self.report("ProtocolError", json!({ "code": "ExtensionError", "status": status, "message": message }))
             }
@@ -166,10 +188,7 @@ impl Job {
         for (k, v) in &self.request.headers {
             req = req.insert_header((k.as_str(), v.as_str()));
         }
-        let mut res = req.send_body(prepared.bytes.clone()).await.map_err(|e| {
-            let timeout = matches!(e, awc::error::SendRequestError::Timeout);
-            ("NetworkError", json!({ "code": if timeout { "Timeout" } else { "ConnectionFailed" }, "message": e.to_string() }))
-        })?;
+        let mut res = req.send_body(prepared.bytes.clone()).await.map_err(|e| ("NetworkError", send_failure(&e)))?;
         let body: Bytes = res
             .body()
             .limit(16 << 20)
@@ -183,5 +202,19 @@ impl Job {
 
     fn report(&self, ty: &str, body: serde_json::Value) {
         self.shared.borrow_mut().reporter.error(&self.env, ty, body);
+    }
+}
+
+/// A `NetworkError`'s body for a request that could not be sent.
+fn send_failure(e: &awc::error::SendRequestError) -> serde_json::Value {
+    use awc::error::{ConnectError, SendRequestError};
+    let tls = match e {
+        SendRequestError::Connect(ConnectError::Io(io)) => tls_failure(io),
+        _ => None,
+    };
+    match (tls, e) {
+        (Some(t), _) => json!({ "code": "TlsHandshakeFailed", "message": format!("TLS with the extension failed: {t}") }),
+        (None, SendRequestError::Timeout) => json!({ "code": "Timeout", "message": e.to_string() }),
+        (None, _) => json!({ "code": "ConnectionFailed", "message": e.to_string() }),
     }
 }

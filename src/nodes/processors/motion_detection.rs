@@ -54,7 +54,8 @@ impl MotionStage {
             if let Some(list) = body["inferences"].as_array() {
                 inferences.extend(list.iter().cloned());
             }
-            Frame { picture: p.clone(), inferences }
+            // Motion regions are not an extension's analysis: a tracker downstream still waits for one.
+            Frame { picture: p.clone(), inferences, analysed: frame.analysed }
         });
         Outcome { event: r.event, pass }
     }
@@ -190,7 +191,7 @@ mod tests {
             color: None,
             prepared: Default::default(),
         });
-        Frame { picture, inferences: upstream }
+        Frame { picture, inferences: upstream, analysed: false }
     }
 
     fn stage() -> MotionStage {
