@@ -21,8 +21,13 @@
 //! back-off ([`BACKOFF_INITIAL`] doubling to [`BACKOFF_MAX`], from the start again once a
 //! server has accepted a stream). docs/grpc-extension.md lists every choice made where
 //! SPEC is silent.
+//!
+//! A TlsEndpoint's `tcp://host:port` is reached over TLS (HTTP/2 by ALPN), its certificate
+//! checked by the rules of [`extension_tls`](super::extension_tls), strictly: SPEC refuses
+//! the ignore options for gRPC.
 
 use super::extension_core::{inference_event, Content, Reporter};
+use super::extension_tls::{tls_failure, Tls, TlsError};
 use super::grpc_extension_core::{self as core, Acked, Incoming, Pipeline, SampleContent, StreamIdentity, ACK_TIMEOUT, MAX_IN_FLIGHT};
 use super::motion_core::pts_90khz;
 use super::sampling::Sampler;
@@ -60,8 +65,11 @@ pub const SHM_PREFIX: &str = "inference_client_share_memory_";
 /// Why a GrpcExtension cannot be activated.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("TLS endpoints (TlsEndpoint) are not supported yet for gRPC extensions; use an UnsecuredEndpoint")]
-    Tls,
+    #[error("{0}")]
+    Tls(#[from] TlsError),
+    /// The compiler refuses these already (SPEC §1.1); kept so no path weakens gRPC's TLS.
+    #[error("gRPC over TLS does not support ignoreHostname or ignoreSignature: the server certificate must match the host in the URL")]
+    TlsValidation,
     #[error("the endpoint URL needs a host and a port (tcp://host:port)")]
     Address,
     /// Never carries the secret itself.
@@ -71,8 +79,9 @@ pub enum ConfigError {
 
 /// What the node needs to open streams; built once at activation.
 pub struct Config {
-    /// `http://host:port`: cleartext HTTP/2.
+    /// `http://host:port`: cleartext HTTP/2; `https://host:port` with `tls`.
     uri: String,
+    tls: Option<Tls>,
     /// Request metadata: credentials (never logged).
     metadata: Vec<(AsciiMetadataKey, AsciiMetadataValue)>,
     image: ImageSpec,
@@ -84,9 +93,11 @@ pub struct Config {
 impl Config {
     pub fn from_settings(s: &Settings) -> Result<Config, ConfigError> {
         let e = &s.base.endpoint;
-        if e.tls.is_some() {
-            return Err(ConfigError::Tls);
-        }
+        let tls = match &e.tls {
+            Some(o) if o.ignore_hostname || o.ignore_signature => return Err(ConfigError::TlsValidation),
+            Some(o) => Some(Tls::from_options(Some(o))?),
+            None => None,
+        };
         let (Some(host), Some(port)) = (e.url.host_str(), e.url.port()) else { return Err(ConfigError::Address) };
         let metadata = match &e.credentials {
             None => vec![],
@@ -112,7 +123,8 @@ impl Config {
             }
         };
         Ok(Config {
-            uri: format!("http://{host}:{port}"),
+            uri: format!("{}://{host}:{port}", if tls.is_some() { "https" } else { "http" }),
+            tls,
             metadata,
             image: s.base.image.clone(),
             shared_memory: (s.mode == TransferMode::SharedMemory).then(|| {
@@ -491,8 +503,16 @@ async fn open(
     config: Arc<Config>,
     requests: futures::channel::mpsc::UnboundedReceiver<pb::MediaStreamMessage>,
 ) -> Result<tonic::Streaming<pb::MediaStreamMessage>, Problem> {
-    let network = |e: &dyn std::error::Error| ("NetworkError", json!({ "errorCode": "ConnectionFailed", "message": chain(e) }));
-    let endpoint = tonic::transport::Endpoint::from_shared(config.uri.clone()).map_err(|e| network(&e))?;
+    let network = |e: &(dyn std::error::Error + 'static)| match tls_failure(e) {
+        Some(t) => ("NetworkError", json!({ "errorCode": "TlsHandshakeFailed", "message": format!("TLS with the extension failed: {t}") })),
+        None => ("NetworkError", json!({ "errorCode": "ConnectionFailed", "message": chain(e) })),
+    };
+    let mut endpoint = tonic::transport::Endpoint::from_shared(config.uri.clone()).map_err(|e| network(&e))?;
+    if let Some(tls) = &config.tls {
+        // tonic names the server from the URI's host and offers h2 by ALPN.
+        let tls_config = tonic::transport::ClientTlsConfig::new();
+        endpoint = endpoint.tls_config_with_verifier(tls_config, tls.verifier()).map_err(|e| network(&e))?;
+    }
     // No HTTP/2 keep-alive pings: gRPC servers answer pings more often than every 5
     // minutes on an idle stream (motion-gated frames) with GOAWAY; TCP keep-alive
     // notices a dead peer instead.
@@ -629,8 +649,28 @@ mod tests {
     }
 
     #[test]
-    fn tls_and_unusable_header_credentials_are_refused() {
-        assert!(matches!(Config::from_settings(&settings("tcp://extension:44000", None, true)), Err(ConfigError::Tls)));
+    fn a_tls_endpoint_is_reached_over_https_and_strictly() {
+        let c = Config::from_settings(&settings("tcp://extension:44000", None, true)).unwrap();
+        assert_eq!(c.uri, "https://extension:44000");
+        assert!(c.tls.as_ref().is_some_and(|t| t.weakened().is_none()));
+        let with = |tls: TlsOptions| {
+            let mut s = settings("tcp://extension:44000", None, true);
+            s.base.endpoint.tls = Some(tls);
+            Config::from_settings(&s)
+        };
+        let lax = TlsOptions { trusted_certificates: None, ignore_hostname: true, ignore_signature: false };
+        assert!(matches!(with(lax), Err(ConfigError::TlsValidation)));
+        let bad = TlsOptions {
+            trusted_certificates: Some(vec!["-----BEGIN CERTIFICATE-----\nAA==\n-----END CERTIFICATE-----".into()]),
+            ignore_hostname: false,
+            ignore_signature: false,
+        };
+        let e = with(bad).err().unwrap().to_string();
+        assert!(e.starts_with("endpoint.trustedCertificates.certificates[0]"), "{e}");
+    }
+
+    #[test]
+    fn unusable_header_credentials_are_refused() {
         let header = |name: &str, value: &str| Credentials::HttpHeader { header_name: name.into(), header_value: Secret::new(value) };
         let c = Config::from_settings(&settings("tcp://x:1", Some(header("X-Api-Key", "k")), false)).unwrap();
         assert_eq!(c.metadata[0].0.as_str(), "x-api-key");

@@ -1,6 +1,7 @@
 //! Processor nodes: between sources and sinks.
 
 pub mod extension_core;
+pub mod extension_tls;
 pub mod frame_rate_filter;
 pub mod gate_core;
 pub mod grpc_extension;
