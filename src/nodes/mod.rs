@@ -58,6 +58,14 @@ pub fn factory(
             let (config, s) = (std::sync::Arc::new(config), s.clone());
             Ok(Box::new(move || Box::new(processors::grpc_extension::GrpcExtension::new(config.clone(), &s))))
         }
+        NodeSettings::ObjectTracking(s) => {
+            let s = s.clone();
+            Ok(Box::new(move || Box::new(processors::object_tracking::ObjectTracking::new(&s))))
+        }
+        NodeSettings::LineCrossing(s) => {
+            let lines = s.lines.clone();
+            Ok(Box::new(move || Box::new(processors::line_crossing::LineCrossing::new(lines.clone()))))
+        }
         NodeSettings::SignalGate(s) => {
             let s = s.clone();
             Ok(Box::new(move || Box::new(processors::signal_gate::SignalGate::new(&s))))

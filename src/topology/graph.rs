@@ -135,7 +135,9 @@ fn accepts(consumer: TypeName, producer: Cat, api: ApiVersion) -> Result<Flow, &
             _ => Err("an object tracker must be immediately downstream of an HTTP or gRPC extension"),
         },
         T::LineCrossingProcessor => match producer {
-            Tracker | Extension => Ok(Flow::Events),
+            // Frames, not events: the tracked entities ride on every frame, with the
+            // picture size the crossing margins are measured in.
+            Tracker | Extension => Ok(Flow::Frames),
             _ => Err("a line crossing processor must be immediately downstream of an object tracker (or an extension that tracks)"),
         },
         T::IotHubMessageSink => match producer {
