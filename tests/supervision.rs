@@ -131,6 +131,7 @@ async fn an_instance_whose_node_keeps_failing_restarts_whole() {
         state_dir: state.clone(),
         clock: Arc::new(SystemClock),
         recordings: None,
+        detector_model: None,
     };
     let topo: serde_json::Value =
         serde_json::from_slice(&std::fs::read(common::fixture("reference/ava-topologies/evr-hubMessage-file-sink/topology.json")).unwrap())

@@ -271,6 +271,7 @@ async fn start_engine(
         state_dir: opts.state_dir.clone(),
         clock: Arc::new(SystemClock),
         recordings: Some(recordings),
+        detector_model: Some(opts.config_dir.join(detector::MODEL)),
     };
     let runtime = Arc::new(Runtime::new(services));
     let store = Store::open(&opts.state_dir.join("db"))

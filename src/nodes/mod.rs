@@ -1,8 +1,8 @@
 //! Runnable node kinds, one module each; their pure cores are unit-tested apart from the actors that run them.
 //!
 //! `factory` is the one place that decides whether this version of Vela can run a
-//! node: everything the compiler models but the runtime does not run yet is refused
-//! at activation, by name.
+//! node: every node type the compiler models has a runtime node; what a node cannot do
+//! (a transport, a missing model or store) is refused at activation, by name.
 
 pub mod processors;
 pub mod sinks;
@@ -22,7 +22,6 @@ pub fn factory(
     key: &InstanceKey,
     services: &Services,
 ) -> Result<NodeFactory, ActivationError> {
-    let unsupported = || Err(ActivationError::Unsupported { node: node.name.clone(), ty: node.ty });
     match &node.settings {
         NodeSettings::RtspSource(s) => {
             if s.transport == Transport::Http {
@@ -57,6 +56,18 @@ pub fn factory(
                 .map_err(|e| ActivationError::Invalid(format!("node '{}': {e}", node.name)))?;
             let (config, s) = (std::sync::Arc::new(config), s.clone());
             Ok(Box::new(move || Box::new(processors::grpc_extension::GrpcExtension::new(config.clone(), &s))))
+        }
+        NodeSettings::CognitiveServicesVision(s) => {
+            let Some(model) = services.detector_model.as_ref() else {
+                return Err(ActivationError::Resource(format!(
+                    "node '{}': spatial analysis runs on the built-in detector, and this engine has no model",
+                    node.name
+                )));
+            };
+            let config = processors::spatial_analysis::Config::new(s, model)
+                .map_err(|e| ActivationError::Invalid(format!("node '{}': {e}", node.name)))?;
+            let config = std::sync::Arc::new(config);
+            Ok(Box::new(move || Box::new(processors::spatial_analysis::SpatialAnalysis::new(config.clone()))))
         }
         NodeSettings::ObjectTracking(s) => {
             let s = s.clone();
@@ -106,7 +117,6 @@ pub fn factory(
             let cache_dir = services.resolve(s.local_media_cache_path.as_deref().unwrap_or(DEFAULT_ASSET_DIR));
             recording_sink(node, plan, services, sinks::video::Target::Asset(s.asset_name_pattern.clone()), cache_dir, settings)
         }
-        _ => unsupported(),
     }
 }
 

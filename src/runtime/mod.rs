@@ -28,6 +28,9 @@ pub struct Services {
     pub clock: Arc<dyn Clock>,
     /// Where video and asset sinks record; `None` refuses them at activation.
     pub recordings: Option<crate::recording::VideoStore>,
+    /// The built-in detector's model, for the processors Vela runs itself (spatial
+    /// analysis); `None` refuses them at activation.
+    pub detector_model: Option<PathBuf>,
 }
 
 impl Services {

@@ -78,8 +78,14 @@ impl Rig {
             EventOutputs { diagnostics: "diagnostics".into(), operational: "operational".into() },
         );
         let inputs = HubInputs::default();
-        let services =
-            Services { events, inputs: inputs.clone(), state_dir: state.clone(), clock: Arc::new(SystemClock), recordings: None };
+        let services = Services {
+            events,
+            inputs: inputs.clone(),
+            state_dir: state.clone(),
+            clock: Arc::new(SystemClock),
+            recordings: None,
+            detector_model: None,
+        };
         let runtime = Arc::new(Runtime::new(services));
         let controller = Controller::new(Store::open(&state.join("db")).unwrap(), runtime.clone(), Arc::new(SystemClock));
         Rig { camera, state, recorder, inputs, runtime, controller }

@@ -13,3 +13,4 @@ pub mod motion_detection;
 pub mod object_tracking;
 pub mod sampling;
 pub mod signal_gate;
+pub mod spatial_analysis;
