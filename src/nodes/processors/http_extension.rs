@@ -218,3 +218,36 @@ fn send_failure(e: &awc::error::SendRequestError) -> serde_json::Value {
         (None, _) => json!({ "code": "ConnectionFailed", "message": e.to_string() }),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::topology::nodes::common::{Endpoint, SamplingOptions, TlsOptions};
+    use crate::topology::nodes::extension::ExtensionBase;
+
+    fn settings(url: &str, tls: Option<TlsOptions>) -> Settings {
+        Settings {
+            base: ExtensionBase {
+                endpoint: Endpoint { url: url.parse().unwrap(), url_is_secret: false, credentials: None, tls },
+                image: ImageSpec::default(),
+                sampling: SamplingOptions { maximum_samples_per_second: None, skip_samples_without_annotation: false },
+            },
+        }
+    }
+
+    #[test]
+    fn https_urls_get_tls_strict_unless_the_endpoint_says_otherwise() {
+        assert!(Request::from_settings(&settings("http://x/score", None)).unwrap().tls.is_none());
+        // An https URL on an UnsecuredEndpoint: the default trust, strictly.
+        let r = Request::from_settings(&settings("https://x/score", None)).unwrap();
+        let (config, weakened) = r.tls.unwrap();
+        assert!(weakened.is_none());
+        assert_eq!(config.alpn_protocols, [b"h2".to_vec(), b"http/1.1".to_vec()]);
+        let lax = TlsOptions { trusted_certificates: None, ignore_hostname: true, ignore_signature: false };
+        let r = Request::from_settings(&settings("https://x/score", Some(lax))).unwrap();
+        assert!(r.tls.unwrap().1.is_some_and(|w| w.contains("ignoreHostname")));
+        let bad = TlsOptions { trusted_certificates: Some(vec!["junk".into()]), ignore_hostname: false, ignore_signature: false };
+        let e = Request::from_settings(&settings("https://x/score", Some(bad))).err().unwrap();
+        assert!(e.to_string().contains("certificates[0]"), "{e}");
+    }
+}
