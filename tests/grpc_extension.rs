@@ -301,6 +301,11 @@ fn frames_stream_to_a_grpc_extension_as_lva_sent_them_and_its_answers_come_back_
         );
     }
     let ran = t0.elapsed();
+    // The events were read after the servers' logs in the last round: an answer's event can
+    // have come before its sample's log line was read. Read the logs once more.
+    for s in [&mut embedded, &mut shared, &mut misbehaving] {
+        s.poll(Duration::from_millis(300));
+    }
 
     check_embedded(&embedded, &events);
     let rings = check_shared_memory(&shared, &events);
