@@ -30,7 +30,7 @@ use super::extension_core::{inference_event, Content, Reporter};
 use super::extension_tls::{tls_failure, Tls, TlsError};
 use super::grpc_extension_core::{self as core, Acked, Incoming, Pipeline, SampleContent, StreamIdentity, ACK_TIMEOUT, MAX_IN_FLIGHT};
 use super::motion_core::pts_90khz;
-use super::sampling::Sampler;
+use super::sampling::FrameSampling;
 use crate::grpc::pb::media_graph_extension_client::MediaGraphExtensionClient;
 use crate::grpc::shm::{ShmRing, SHM_DIR};
 use crate::grpc::{pb, AUTH_METADATA};
@@ -137,20 +137,14 @@ impl Config {
 
 pub struct GrpcExtension {
     config: Arc<Config>,
-    sampler: Sampler,
-    skip_without_annotation: bool,
+    sampling: FrameSampling,
     /// Sampled frames, to the stream's task.
     to_stream: Option<mpsc::UnboundedSender<Arc<Frame>>>,
 }
 
 impl GrpcExtension {
     pub fn new(config: Arc<Config>, settings: &Settings) -> Self {
-        GrpcExtension {
-            config,
-            sampler: Sampler::new(settings.base.sampling.maximum_samples_per_second),
-            skip_without_annotation: settings.base.sampling.skip_samples_without_annotation,
-            to_stream: None,
-        }
+        GrpcExtension { config, sampling: FrameSampling::new(&settings.base.sampling), to_stream: None }
     }
 }
 
@@ -167,8 +161,7 @@ impl Node for GrpcExtension {
             ctx.emit(p);
             return;
         };
-        let sampled = self.sampler.take(f.picture.wall) && !(self.skip_without_annotation && f.inferences.is_empty());
-        if !sampled {
+        if !self.sampling.take(&f) {
             ctx.emit(Packet::Frame(f));
             return;
         }

@@ -21,7 +21,7 @@
 use super::extension_core::{inference_event, interpret, Content, Outcome, Reporter};
 use super::extension_tls::{tls_failure, Tls, TlsError};
 use super::motion_core::pts_90khz;
-use super::sampling::Sampler;
+use super::sampling::FrameSampling;
 use crate::runtime::node::{Feeder, Node, NodeCtx, NodeEnv};
 use crate::runtime::packet::{Frame, Packet};
 use crate::topology::nodes::common::{Credentials, ImageSpec};
@@ -79,19 +79,13 @@ struct Shared {
 
 pub struct HttpExtension {
     request: Arc<Request>,
-    sampler: Sampler,
-    skip_without_annotation: bool,
+    sampling: FrameSampling,
     shared: Rc<RefCell<Shared>>,
 }
 
 impl HttpExtension {
     pub fn new(request: Arc<Request>, settings: &Settings) -> Self {
-        HttpExtension {
-            request,
-            sampler: Sampler::new(settings.base.sampling.maximum_samples_per_second),
-            skip_without_annotation: settings.base.sampling.skip_samples_without_annotation,
-            shared: Rc::default(),
-        }
+        HttpExtension { request, sampling: FrameSampling::new(&settings.base.sampling), shared: Rc::default() }
     }
 
     fn drop_sample(&self, ctx: &mut NodeCtx<'_>, why: &str) {
@@ -119,8 +113,7 @@ impl Node for HttpExtension {
             ctx.emit(p);
             return;
         };
-        let sampled = self.sampler.take(f.picture.wall) && !(self.skip_without_annotation && f.inferences.is_empty());
-        if !sampled {
+        if !self.sampling.take(&f) {
             ctx.emit(Packet::Frame(f));
             return;
         }

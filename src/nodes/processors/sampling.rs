@@ -10,7 +10,8 @@
 //! schedule restarts at the next frame: no burst to catch up. Time going backwards (a
 //! camera clock jump) restarts it too.
 
-use crate::runtime::packet::Nanos;
+use crate::runtime::packet::{Frame, Nanos};
+use crate::topology::nodes::common::SamplingOptions;
 
 /// Slack for timestamp rounding: far below any frame interval (≤ 1000 fps).
 pub const TOLERANCE: Nanos = 1_000_000;
@@ -56,6 +57,25 @@ impl Sampler {
                 true
             }
         }
+    }
+}
+
+/// An extension's `samplingOptions` over frames: the rate, then
+/// `skipSamplesWithoutAnnotation` (only frames that carry upstream inferences).
+#[derive(Clone, Debug)]
+pub struct FrameSampling {
+    sampler: Sampler,
+    skip_without_annotation: bool,
+}
+
+impl FrameSampling {
+    pub fn new(o: &SamplingOptions) -> Self {
+        FrameSampling { sampler: Sampler::new(o.maximum_samples_per_second), skip_without_annotation: o.skip_samples_without_annotation }
+    }
+
+    /// Whether this frame is a sample.
+    pub fn take(&mut self, f: &Frame) -> bool {
+        self.sampler.take(f.picture.wall) && !(self.skip_without_annotation && f.inferences.is_empty())
     }
 }
 

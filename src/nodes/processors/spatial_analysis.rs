@@ -14,7 +14,7 @@
 
 use super::extension_core::inference_event;
 use super::motion_core::pts_90khz;
-use super::sampling::Sampler;
+use super::sampling::FrameSampling;
 use crate::analytics::spatial::{person_inference, SpatialAnalysis as Operation};
 use crate::analytics::{BBox, Detection, FrameSize, IdGen, TrackedFrame, Tracker, TrackerSettings};
 use crate::modules::detector::{Detector, DetectorConfig, Packed, Picture as DetectorPicture};
@@ -33,8 +33,7 @@ use std::sync::Arc;
 pub struct Config {
     detector: Detector,
     operation: SpatialOperation,
-    max_samples: Option<f64>,
-    skip_without_annotation: bool,
+    sampling: crate::topology::nodes::common::SamplingOptions,
 }
 
 impl Config {
@@ -48,12 +47,7 @@ impl Config {
         Operation::new(&operation, FrameSize::new(1920, 1080), IdGen::seeded(0)).map_err(|e| e.to_string())?;
         let config = DetectorConfig { classes: vec!["person".into()], ..DetectorConfig::default() };
         let detector = Detector::load(model, config).map_err(|e| format!("the built-in detector cannot load: {e}"))?;
-        Ok(Config {
-            detector,
-            operation,
-            max_samples: settings.base.sampling.maximum_samples_per_second,
-            skip_without_annotation: settings.base.sampling.skip_samples_without_annotation,
-        })
+        Ok(Config { detector, operation, sampling: settings.base.sampling.clone() })
     }
 }
 
@@ -65,7 +59,7 @@ struct State {
 
 pub struct SpatialAnalysis {
     config: Arc<Config>,
-    sampler: Sampler,
+    sampling: FrameSampling,
     /// The detector's input: the whole picture stretched to the model's size, RGB.
     spec: ImageSpec,
     state: Rc<RefCell<State>>,
@@ -80,7 +74,7 @@ impl SpatialAnalysis {
         };
         let tracker = Tracker::new(TrackerSettings::for_accuracy(Accuracy::Medium), IdGen::from_entropy());
         SpatialAnalysis {
-            sampler: Sampler::new(config.max_samples),
+            sampling: FrameSampling::new(&config.sampling),
             config,
             spec,
             state: Rc::new(RefCell::new(State { tracker, operation: None, busy: false })),
@@ -119,7 +113,7 @@ impl Node for SpatialAnalysis {
             ctx.emit(p);
             return;
         };
-        let sampled = self.sampler.take(f.picture.wall) && !(self.config.skip_without_annotation && f.inferences.is_empty());
+        let sampled = self.sampling.take(&f);
         let busy = self.state.borrow().busy;
         if !sampled || busy {
             let event = self.state.borrow_mut().advance(&f, None, &self.config, &ctx.env);
