@@ -213,7 +213,9 @@ async fn run_case(bin: &std::path::Path, name: &str, case: Case, format: Value, 
         Case::Http => http_server(counters.clone())?,
         _ => grpc_server(counters.clone())?,
     };
-    let sim = RtspSim::start(bin, repo().join("config/media"), o.speed)?;
+    let media = mqtt::scratch_dir("bench-extension-media");
+    std::fs::copy(repo().join("config/media/vtest.mkv"), media.join("vtest.mkv"))?;
+    let sim = RtspSim::start(bin, media, o.speed)?;
     let mut v = Vela::new(bin, None)?;
     v.start()?;
     let caller = v.client("caller").await?;

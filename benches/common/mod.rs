@@ -423,7 +423,9 @@ impl Drop for RtspSim {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        if !keep() {
+        // The media folder is the bench's scratch copy; never anything outside the temp dir
+        // (a bench once handed it config/media, which this then deleted).
+        if !keep() && self.media.starts_with(std::env::temp_dir()) {
             let _ = std::fs::remove_dir_all(&self.media);
         }
     }
