@@ -45,6 +45,9 @@ pub struct Running {
 struct Engine {
     runtime: Arc<Runtime>,
     events: Events,
+    /// Events handed to the outbox and not yet given to the hub client: a stop waits for
+    /// them, so the RecordingStopped of a graceful stop is not lost with the connection.
+    unsent: Arc<std::sync::atomic::AtomicUsize>,
     watcher: tokio::task::JoinHandle<()>,
     client: ModuleClient,
 }
@@ -176,6 +179,11 @@ impl Running {
         for e in self.engines.drain(..) {
             e.watcher.abort();
             e.runtime.stop_all().await;
+            // The last events (RecordingStopped above all) go out before the connection.
+            let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(3);
+            while e.unsent.load(std::sync::atomic::Ordering::SeqCst) > 0 && tokio::time::Instant::now() < deadline {
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
             e.client.disconnect().await;
         }
         if let Some(r) = self.recordings.take() {
@@ -199,11 +207,15 @@ impl Running {
 /// Sends events through the module's hub client without blocking media threads.
 struct HubOutbox {
     tx: tokio::sync::mpsc::UnboundedSender<OutMessage>,
+    unsent: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl Outbox for HubOutbox {
     fn send(&self, msg: OutMessage) {
-        let _ = self.tx.send(msg);
+        self.unsent.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        if self.tx.send(msg).is_err() {
+            self.unsent.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+        }
     }
 }
 
@@ -236,6 +248,8 @@ async fn start_engine(
 
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<OutMessage>();
     let sender = client.clone();
+    let unsent = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let sent = unsent.clone();
     tokio::spawn(async move {
         while let Some(m) = rx.recv().await {
             let mut msg = HubMessage::new(m.body);
@@ -246,10 +260,11 @@ async fn start_engine(
             if let Err(e) = sender.send_output(&m.output, msg).await {
                 tracing::warn!(output = %m.output, error = %e, "event not sent");
             }
+            sent.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
         }
     });
     let events = Events::new(
-        Arc::new(HubOutbox { tx }),
+        Arc::new(HubOutbox { tx, unsent: unsent.clone() }),
         Identity { device: client.device_id().to_string(), module: name.to_string(), topic },
         event_outputs(&desired),
     );
@@ -312,7 +327,7 @@ async fn start_engine(
         opts.config_dir.display(),
         opts.state_dir.display()
     );
-    Ok(Engine { runtime, events, watcher, client })
+    Ok(Engine { runtime, events, unsent, watcher, client })
 }
 
 /// `config/` and `state/` next to the working directory, as the README's run command expects.
