@@ -61,15 +61,7 @@ fn frames(n: usize, spec: &ImageSpec) -> anyhow::Result<(Vec<(i64, Vec<u8>)>, f6
         d.decode(&f.data, f.pts_90k, f.keyframe, |pic| {
             decode += t.elapsed().as_secs_f64();
             let t = Instant::now();
-            let src = Yuv420 {
-                width: pic.width as u32,
-                height: pic.height as u32,
-                y: pic.y,
-                y_stride: pic.y_stride,
-                u: pic.u,
-                v: pic.v,
-                uv_stride: pic.uv_stride,
-            };
+            let src = Yuv420::from(pic);
             let p = prepare(&src, spec).expect("prepare");
             prep += t.elapsed().as_secs_f64();
             size = (pic.width as u32, pic.height as u32);
