@@ -25,11 +25,21 @@ struct Inner {
     index: Index,
     limits: StoreLimits,
     videos: RwLock<HashMap<String, VideoRecord>>,
-    /// Videos with a writer, and the segment it has open as readers see it: its fragments
-    /// are indexed here as they become durable and persisted when it closes (see writer.rs).
-    writers: Mutex<HashMap<String, Option<Segment>>>,
+    /// Videos with a writer, and what readers see of it (see writer.rs).
+    writers: Mutex<HashMap<String, Live>>,
     leases: LeaseTable,
     recovery: RecoveryReport,
+}
+
+/// A writer as readers see it.
+#[derive(Debug, Default, Clone)]
+struct Live {
+    /// The segment it has open: its fragments are indexed here as they become durable and
+    /// persisted when it closes.
+    open: Option<Segment>,
+    /// Between the first sample of a recording and its end, across segment rolls: a
+    /// video does not stop being live for the instant one segment closes and the next opens.
+    recording: bool,
 }
 
 fn poisoned<T>(_: T) -> StoreError {
@@ -119,7 +129,7 @@ impl VideoStore {
         if writers.contains_key(video) {
             return Err(StoreError::Busy(video.to_string()));
         }
-        writers.insert(video.to_string(), None);
+        writers.insert(video.to_string(), Live::default());
         drop(writers);
         Ok(SegmentWriter::new(self.clone(), video.to_string(), rec.dir, rec.settings.segment_length))
     }
@@ -133,7 +143,7 @@ impl VideoStore {
     /// [`enforce_retention`](Self::enforce_retention) with free space from `free` (for tests and simulations).
     pub fn enforce_retention_with(&self, now: Nanos, free: &dyn Fn(&Path) -> Option<u64>) -> Result<RetentionReport, StoreError> {
         let writing: HashMap<String, Segment> =
-            self.inner.writers.lock().map_err(poisoned)?.iter().filter_map(|(k, v)| Some((k.clone(), v.clone()?))).collect();
+            self.inner.writers.lock().map_err(poisoned)?.iter().filter_map(|(k, v)| Some((k.clone(), v.open.clone()?))).collect();
         let mut views: Vec<VideoView> = self
             .inner
             .videos
@@ -179,18 +189,33 @@ impl VideoStore {
         &self.inner.index
     }
 
-    /// Publishes the segment a writer has open (None once it is closed and persisted).
+    /// Publishes the segment a writer has open (None once it is closed and persisted); a
+    /// segment opening marks the video as recording.
     pub(crate) fn set_live(&self, video: &str, segment: Option<Segment>) {
         if let Ok(mut w) = self.inner.writers.lock() {
             if let Some(slot) = w.get_mut(video) {
-                *slot = segment;
+                slot.recording |= segment.is_some();
+                slot.open = segment;
+            }
+        }
+    }
+
+    /// A recording ended (gate closed, writer closing or failed): the video is no longer live.
+    pub(crate) fn set_not_recording(&self, video: &str) {
+        if let Ok(mut w) = self.inner.writers.lock() {
+            if let Some(slot) = w.get_mut(video) {
+                slot.recording = false;
             }
         }
     }
 
     /// The open segment of a video, as its writer last published it.
     fn live(&self, video: &str) -> Result<Option<Segment>, StoreError> {
-        Ok(self.inner.writers.lock().map_err(poisoned)?.get(video).cloned().flatten())
+        Ok(self.inner.writers.lock().map_err(poisoned)?.get(video).and_then(|l| l.open.clone()))
+    }
+
+    fn recording(&self, video: &str) -> Result<bool, StoreError> {
+        Ok(self.inner.writers.lock().map_err(poisoned)?.get(video).is_some_and(|l| l.recording))
     }
 
     pub(crate) fn release_writer(&self, video: &str) {
@@ -233,6 +258,7 @@ impl Catalog for VideoStore {
             let meta = self.inner.index.meta(&name)?;
             let mut bounds = self.inner.index.span_bounds(&name)?;
             let live = self.live(&name)?;
+            let recording = self.recording(&name)?;
             let (mut bytes, mut segments) = (meta.bytes, meta.segments);
             // The open segment is stored when it closes; until then it counts once it has media.
             if let Some(l) = live.as_ref().filter(|l| !l.fragments.is_empty()) {
@@ -248,7 +274,7 @@ impl Catalog for VideoStore {
                 end: bounds.map(|b| b.end),
                 bytes,
                 segments,
-                live: live.is_some(),
+                live: recording,
                 name,
             });
         }

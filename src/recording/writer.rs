@@ -169,7 +169,9 @@ impl SegmentWriter {
     /// push starts a new segment at a keyframe, after a gap.
     pub fn end_recording(&mut self) -> Result<Vec<Written>, StoreError> {
         let mut out = Vec::new();
-        self.end_segment(EndReason::Closed, None, &mut out)?;
+        let ended = self.end_segment(EndReason::Closed, None, &mut out);
+        self.store.set_not_recording(&self.video);
+        ended?;
         self.store.index().flush()?;
         Ok(out)
     }
@@ -184,6 +186,7 @@ impl SegmentWriter {
         let mut out = Vec::new();
         let ended = self.end_segment(EndReason::Closed, None, &mut out);
         self.store.set_live(&self.video, None);
+        self.store.set_not_recording(&self.video);
         ended?;
         self.store.index().flush()?;
         Ok(out)
@@ -467,6 +470,28 @@ mod tests {
         let segs = store.segments("cam", 0, i64::MAX).unwrap().unwrap();
         assert_eq!(segs.iter().map(|s| s.codec.as_str()).collect::<Vec<_>>(), vec!["avc1.4d401f", "avc1.4d401f"]);
         assert_eq!(spans_of(&store), vec![(0, 4000)]);
+        std::fs::remove_dir_all(dir).ok();
+    }
+
+    #[test]
+    fn a_video_stays_live_while_one_segment_closes_and_the_next_opens() {
+        let (store, dir) = store(3);
+        let p = params(0x1f);
+        let mut w = store.writer("cam").unwrap();
+        assert!(!store.videos().unwrap()[0].live, "a writer with no media yet is not live");
+        feed(&mut w, 0, 25, &p);
+        // The instant inside a roll, after the segment is stored and before the next opens:
+        // a reader polling the list then (the player, a test under load) still sees it live.
+        w.end_segment(EndReason::Length, None, &mut Vec::new()).unwrap();
+        assert!(w.segment().is_none());
+        assert!(store.videos().unwrap()[0].live);
+        feed(&mut w, 2500, 10, &p);
+        w.end_recording().unwrap();
+        assert!(!store.videos().unwrap()[0].live, "a gate that closed ends the live edge");
+        feed(&mut w, 5000, 10, &p);
+        assert!(store.videos().unwrap()[0].live);
+        w.close().unwrap();
+        assert!(!store.videos().unwrap()[0].live);
         std::fs::remove_dir_all(dir).ok();
     }
 
