@@ -45,9 +45,17 @@ fn operation() -> anyhow::Result<vela::topology::nodes::cognitive_services_visio
         .context("no operation in the topology")
 }
 
-/// Decoded frames as RGB at the model's input size (prepared here once: the bench times
-/// preparation separately from detection).
-fn frames(n: usize, spec: &ImageSpec) -> anyhow::Result<(Vec<(i64, Vec<u8>)>, f64, f64, (u32, u32))> {
+/// Decoded frames as RGB at the model's input size, with the mean decode and preparation
+/// seconds per frame and the source picture size.
+struct Prepared {
+    frames: Vec<(i64, Vec<u8>)>,
+    decode_s: f64,
+    prep_s: f64,
+    size: (u32, u32),
+}
+
+/// Prepared here once: the bench times preparation separately from detection.
+fn frames(n: usize, spec: &ImageSpec) -> anyhow::Result<Prepared> {
     let track = read_h264_file(&repo().join("config/media/vtest.mkv")).context("demux vtest.mkv")?;
     let mut d = Decoder::new();
     d.set_avcc(&track.avcc, |_| {})?;
@@ -70,7 +78,7 @@ fn frames(n: usize, spec: &ImageSpec) -> anyhow::Result<(Vec<(i64, Vec<u8>)>, f6
         out.extend(pending);
     }
     let n = out.len().max(1) as f64;
-    Ok((out, decode / n, prep / n, size))
+    Ok(Prepared { frames: out, decode_s: decode / n, prep_s: prep / n, size })
 }
 
 fn detections(detector: &Detector, rgb: &[u8], w: u32, h: u32) -> Vec<Detection> {
@@ -99,7 +107,7 @@ fn main() -> anyhow::Result<()> {
         scale: Some(ImageScale { mode: ScaleMode::Stretch, width: Some(w as u32), height: Some(h as u32) }),
         format: ImageFormat::Raw(PixelFormat::Rgb24),
     };
-    let (frames, decode_s, prep_s, size) = frames(n, &spec)?;
+    let Prepared { frames, decode_s, prep_s, size } = frames(n, &spec)?;
     let op = operation()?;
     println!(
         "== Person counting on vtest.mkv ({}x{}, {} frames; cargo bench --bench spatial -- --frames {n})",

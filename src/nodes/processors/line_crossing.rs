@@ -50,7 +50,7 @@ impl Node for LineCrossing {
             return;
         }
         let events: Vec<_> = found.iter().map(|c| c.to_inference()).collect();
-        ctx.emit(Packet::Event(Arc::new(inference_event(&ctx.env, pts, wall, &events))));
+        ctx.emit(Packet::Event(Arc::new(inference_event(ctx.env, pts, wall, &events))));
         let mut inferences = f.inferences.clone();
         inferences.extend(events);
         ctx.emit(Packet::Frame(Arc::new(Frame { picture: f.picture.clone(), inferences, analysed: f.analysed })));

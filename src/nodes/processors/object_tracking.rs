@@ -46,7 +46,7 @@ impl Node for ObjectTracking {
         let tracked = self.tracker.update(pts as i64, detections.as_deref());
         let entities: Vec<_> = tracked.entities.iter().map(|e| e.to_inference()).collect();
         if !entities.is_empty() {
-            ctx.emit(Packet::Event(Arc::new(inference_event(&ctx.env, pts, wall, &entities))));
+            ctx.emit(Packet::Event(Arc::new(inference_event(ctx.env, pts, wall, &entities))));
         }
         let mut inferences: Vec<_> = f.inferences.iter().filter(|v| !is_detection(v)).cloned().collect();
         inferences.extend(entities);

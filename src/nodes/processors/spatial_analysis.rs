@@ -116,7 +116,7 @@ impl Node for SpatialAnalysis {
         let sampled = self.sampling.take(&f);
         let busy = self.state.borrow().busy;
         if !sampled || busy {
-            let event = self.state.borrow_mut().advance(&f, None, &self.config, &ctx.env);
+            let event = self.state.borrow_mut().advance(&f, None, &self.config, ctx.env);
             if let Some(e) = event {
                 ctx.emit(e);
             }
