@@ -123,6 +123,10 @@ impl Catalog for TestCatalog {
         Ok(self.videos.get(video).map(|segs| segs.iter().filter(|s| s.end > start && s.start < end).cloned().collect()))
     }
 
+    fn metadata(&self, video: &str, _: Nanos, _: Nanos, _: usize) -> Result<Option<vela::recording::metadata::Page>, StoreError> {
+        Ok(self.videos.get(video).map(|_| Default::default()))
+    }
+
     fn ranges(&self, video: &str, start: Nanos, end: Nanos) -> Result<Option<Vec<Span>>, StoreError> {
         let Some(segs) = self.videos.get(video) else { return Ok(None) };
         let mut out: Vec<Span> = Vec::new();
@@ -669,6 +673,10 @@ impl Catalog for GrowingCatalog {
     }
 
     fn ranges(&self, _: &str, _: Nanos, _: Nanos) -> Result<Option<Vec<Span>>, StoreError> {
+        Ok(None)
+    }
+
+    fn metadata(&self, _: &str, _: Nanos, _: Nanos, _: usize) -> Result<Option<vela::recording::metadata::Page>, StoreError> {
         Ok(None)
     }
 

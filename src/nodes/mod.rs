@@ -13,7 +13,7 @@ use crate::recording::{StoreError, VideoSettings};
 use crate::runtime::node::NodeFactory;
 use crate::runtime::Services;
 use crate::topology::nodes::rtsp_source::Transport;
-use crate::topology::{ApiVersion, Flow, GraphPlan, NodeSettings, PlanNode};
+use crate::topology::{ApiVersion, GraphPlan, NodeSettings, PlanNode};
 
 /// Builds the factory of a node, or says why it cannot run.
 pub fn factory(
@@ -103,7 +103,7 @@ pub fn factory(
                 max_bytes: Some(s.local_media_cache_maximum_size_mib.saturating_mul(1 << 20)),
             };
             let cache_dir = services.resolve(&s.local_media_cache_path);
-            recording_sink(node, plan, services, sinks::video::Target::Video(s.video_name.clone()), cache_dir, settings)
+            recording_sink(node, services, sinks::video::Target::Video(s.video_name.clone()), cache_dir, settings)
         }
         NodeSettings::AssetSink(s) => {
             let settings = VideoSettings {
@@ -115,7 +115,7 @@ pub fn factory(
             };
             // LVA 1.0 made the cache optional: Vela keeps those assets under the state folder.
             let cache_dir = services.resolve(s.local_media_cache_path.as_deref().unwrap_or(DEFAULT_ASSET_DIR));
-            recording_sink(node, plan, services, sinks::video::Target::Asset(s.asset_name_pattern.clone()), cache_dir, settings)
+            recording_sink(node, services, sinks::video::Target::Asset(s.asset_name_pattern.clone()), cache_dir, settings)
         }
     }
 }
@@ -127,7 +127,6 @@ pub const DEFAULT_ASSET_DIR: &str = "assets";
 /// name, an unusable folder or a video another instance is recording refuses the activation.
 fn recording_sink(
     node: &PlanNode<NodeSettings>,
-    plan: &GraphPlan,
     services: &Services,
     target: sinks::video::Target,
     cache_dir: std::path::PathBuf,
@@ -136,12 +135,6 @@ fn recording_sink(
     let Some(store) = services.recordings.clone() else {
         return Err(ActivationError::Resource(format!("node '{}': this engine has no video store to record into", node.name)));
     };
-    if plan.inputs_of(&node.name).any(|e| e.flow == Flow::Events) {
-        return Err(ActivationError::Invalid(format!(
-            "node '{}': recording inference events along with the video is not supported yet; route only media into it",
-            node.name
-        )));
-    }
     let resource = |e: StoreError| ActivationError::Resource(format!("node '{}': {e}", node.name));
     let config = sinks::video::VideoSinkConfig { target, cache_dir, settings };
     let claimed = sinks::video::ClaimedWriter::default();

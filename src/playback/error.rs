@@ -15,6 +15,8 @@ pub enum ApiError {
     Time(#[from] TimeError),
     #[error("invalid {what} {value:?}: {why}")]
     InvalidName { what: &'static str, value: String, why: &'static str },
+    #[error("invalid {param} {value:?}: {why}")]
+    InvalidParameter { param: &'static str, value: String, why: &'static str },
     #[error("no video named {0:?}")]
     UnknownVideo(String),
     #[error("nothing of video {video:?} is recorded {when}")]
@@ -43,6 +45,7 @@ impl ApiError {
         match self {
             ApiError::Time(_) => "InvalidTime",
             ApiError::InvalidName { .. } => "InvalidName",
+            ApiError::InvalidParameter { .. } => "InvalidParameter",
             ApiError::UnknownVideo(_) => "VideoNotFound",
             ApiError::NoRecording { .. } => "NoRecording",
             ApiError::UnknownSegment { .. } => "SegmentNotFound",
@@ -61,6 +64,7 @@ impl ApiError {
         match self {
             ApiError::Time(e) => Some(e.param()),
             ApiError::InvalidName { what, .. } => Some(what),
+            ApiError::InvalidParameter { param, .. } => Some(param),
             _ => None,
         }
     }
@@ -69,7 +73,7 @@ impl ApiError {
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {
-            ApiError::Time(_) | ApiError::InvalidName { .. } => StatusCode::BAD_REQUEST,
+            ApiError::Time(_) | ApiError::InvalidName { .. } | ApiError::InvalidParameter { .. } => StatusCode::BAD_REQUEST,
             ApiError::UnknownVideo(_) | ApiError::NoRecording { .. } | ApiError::UnknownSegment { .. } | ApiError::NoRoute(_) => {
                 StatusCode::NOT_FOUND
             }

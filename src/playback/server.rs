@@ -33,6 +33,9 @@ use super::time::{self, format_time, TimeError, MAX_MEDIA_WINDOW, MAX_RANGES_WIN
 /// Bytes read from a file per hop to the blocking pool: large enough that the hop costs
 /// nothing next to the copy, small enough to keep memory per download low.
 const CHUNK: usize = 256 << 10;
+/// Metadata entries per response (about 1.5 MB of JSON at five boxes per picture); a
+/// longer window comes in pages (`next`).
+const MAX_METADATA_ENTRIES: usize = 5000;
 
 /// The playback API, ready to mount on an actix-web app or to serve on its own.
 ///
@@ -92,6 +95,7 @@ impl Playback {
                 .wrap(auth)
                 .service(web::resource("").route(web::get().to(list_videos)).default_service(web::to(not_allowed)))
                 .service(web::resource("/{name}/ranges").route(web::get().to(ranges)).default_service(web::to(not_allowed)))
+                .service(web::resource("/{name}/metadata").route(web::get().to(metadata)).default_service(web::to(not_allowed)))
                 .service(web::resource("/{name}/playlist.m3u8").route(web::get().to(playlist)).default_service(web::to(not_allowed)))
                 .service(
                     web::resource("/{name}/segments/{file}")
@@ -201,6 +205,30 @@ impl Inner {
         let ranges: Vec<_> =
             ranges.iter().map(|r| serde_json::json!({ "start": format_time(r.start), "end": format_time(r.end) })).collect();
         Ok(serde_json::json!({ "ranges": ranges }))
+    }
+
+    /// Inference metadata recorded with the video in a window, a page at a time.
+    fn metadata_json(&self, video: &str, q: &Query) -> Result<serde_json::Value, ApiError> {
+        let span = self.window(q, MAX_RANGES_WINDOW)?;
+        let limit = match q.get("limit") {
+            None => MAX_METADATA_ENTRIES,
+            Some(v) => v.parse::<usize>().ok().filter(|n| (1..=MAX_METADATA_ENTRIES).contains(n)).ok_or_else(|| {
+                ApiError::InvalidParameter { param: "limit", value: v.to_owned(), why: "must be a whole number from 1 to 5000" }
+            })?,
+        };
+        let page = self.catalog.metadata(video, span.start, span.end, limit)?.ok_or_else(|| ApiError::UnknownVideo(video.to_owned()))?;
+        let entries: Vec<_> = page
+            .entries
+            .into_iter()
+            .map(|e| serde_json::json!({ "time": format_time(e.time), "source": e.source, "inferences": e.inferences }))
+            .collect();
+        Ok(serde_json::json!({
+            "video": video,
+            "start": format_time(span.start),
+            "end": format_time(span.end),
+            "entries": entries,
+            "next": page.next.map(time::format_time_nanos),
+        }))
     }
 
     /// A VOD playlist of a window, or the live playlist when the query has no window.
@@ -325,6 +353,13 @@ async fn ranges(inner: web::Data<Inner>, req: HttpRequest, name: web::Path<Strin
     Ok(json_response(&json))
 }
 
+async fn metadata(inner: web::Data<Inner>, req: HttpRequest, name: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    let video = check_name("video", &name)?.to_owned();
+    let q = Query::parse(req.query_string());
+    let json = blocking(move || inner.metadata_json(&video, &q)).await?;
+    Ok(json_response(&json))
+}
+
 async fn playlist(inner: web::Data<Inner>, req: HttpRequest, name: web::Path<String>) -> Result<HttpResponse, ApiError> {
     let video = check_name("video", &name)?.to_owned();
     let q = Query::parse(req.query_string());
@@ -442,6 +477,8 @@ mod tests {
 
     const SECOND: Nanos = 1_000_000_000;
 
+    use crate::recording::metadata::{Entry, Page};
+
     /// An index without files: enough for lists, ranges, playlists and refusals.
     struct Fake {
         segments: Vec<Segment>,
@@ -465,6 +502,17 @@ mod tests {
         }
         fn ranges(&self, video: &str, start: Nanos, end: Nanos) -> Result<Option<Vec<S>>, StoreError> {
             Ok((video == "cam").then(|| vec![S { start: start.max(T0), end: end.min(T0 + 10 * SECOND) }]))
+        }
+        /// A box every 100 ms of the first second.
+        fn metadata(&self, video: &str, start: Nanos, end: Nanos, limit: usize) -> Result<Option<Page>, StoreError> {
+            let all = (0..10).map(|i| Entry {
+                time: T0 + i * SECOND / 10 + 1,
+                source: "tracker".into(),
+                inferences: serde_json::json!([{"type": "entity", "sequenceId": "a1", "entity": {"box": {"l": 0.1, "t": 0.2, "w": 0.3, "h": 0.4}}}]),
+            });
+            let mut inside = all.filter(|e| e.time >= start && e.time < end);
+            let entries: Vec<Entry> = inside.by_ref().take(limit).collect();
+            Ok((video == "cam").then(|| Page { entries, next: inside.next().map(|e| e.time) }))
         }
         fn segment_path(&self, segment: &Segment) -> PathBuf {
             PathBuf::from("/nonexistent").join(&segment.file)
@@ -503,6 +551,43 @@ mod tests {
         let (status, body) = call(&p, get("/api/videos/cam/ranges?start=2024-05-01T11:00:00Z&end=2024-05-01T12:00:05%2B00:00")).await;
         assert_eq!(status, 200, "{body}");
         assert_eq!(body, r#"{"ranges":[{"start":"2024-05-01T12:00:00.000Z","end":"2024-05-01T12:00:05.000Z"}]}"#);
+    }
+
+    #[actix_web::test]
+    async fn metadata_comes_as_published_a_page_at_a_time() {
+        let p = app_state(None);
+        let window = "start=2024-05-01T12:00:00Z&end=2024-05-01T12:00:01Z";
+        let (status, body) = call(&p, get(&format!("/api/videos/cam/metadata?{window}&limit=4"))).await;
+        assert_eq!(status, 200, "{body}");
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!((v["video"].as_str(), v["start"].as_str()), (Some("cam"), Some("2024-05-01T12:00:00.000Z")));
+        let entries = v["entries"].as_array().unwrap();
+        assert_eq!(entries.len(), 4);
+        assert_eq!(entries[1]["time"], "2024-05-01T12:00:00.100Z");
+        assert_eq!(entries[1]["source"], "tracker");
+        assert_eq!(entries[1]["inferences"][0]["entity"]["box"]["w"], 0.3);
+        // `next` is exact to the nanosecond: resuming from it repeats and skips nothing.
+        assert_eq!(v["next"], "2024-05-01T12:00:00.400000001Z");
+        let (_, body) = call(&p, get("/api/videos/cam/metadata?start=2024-05-01T12:00:00.400000001Z&end=2024-05-01T12:00:01Z")).await;
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!((v["entries"].as_array().unwrap().len(), &v["next"]), (6, &serde_json::Value::Null));
+
+        for (query, status, code, target) in [
+            (format!("{window}&limit=0"), 400, "InvalidParameter", Some("limit")),
+            (format!("{window}&limit=5001"), 400, "InvalidParameter", Some("limit")),
+            (format!("{window}&limit=ten"), 400, "InvalidParameter", Some("limit")),
+            ("start=2024-05-01T12:00:01Z&end=2024-05-01T12:00:00Z".to_string(), 400, "InvalidTime", Some("end")),
+            ("start=2024-05-01T12:00:00Z".to_string(), 400, "InvalidTime", Some("end")),
+        ] {
+            let (s, body) = call(&p, get(&format!("/api/videos/cam/metadata?{query}"))).await;
+            let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+            let e = &v["error"];
+            assert_eq!((s, e["code"].as_str(), e["target"].as_str()), (status, Some(code), target), "{query}: {body}");
+        }
+        let (s, _) = call(&p, get(&format!("/api/videos/nope/metadata?{window}"))).await;
+        assert_eq!(s, 404);
+        let (s, _) = call(&app_state(Some("t")), get(&format!("/api/videos/cam/metadata?{window}"))).await;
+        assert_eq!(s, 401);
     }
 
     #[actix_web::test]

@@ -67,6 +67,13 @@ pub fn format_time(t: Nanos) -> String {
     clock::rfc3339_millis(UNIX_EPOCH + Duration::from_nanos(u64::try_from(t).unwrap_or(0)))
 }
 
+/// [`format_time`] with every nanosecond (`2024-05-01T12:00:00.000000001Z`): for times a
+/// client sends back to resume exactly where a page ended.
+pub fn format_time_nanos(t: Nanos) -> String {
+    let millis = format_time(t);
+    format!("{}{:09}Z", &millis[..millis.len() - 4], t.max(0) % SECOND)
+}
+
 /// A duration for messages: `90 s`, `25 h`, `400 days`.
 pub fn format_span(d: Nanos) -> String {
     let s = d / SECOND;
@@ -115,6 +122,15 @@ mod tests {
     use super::*;
 
     const T: Nanos = 1_714_564_800 * SECOND; // 2024-05-01T12:00:00Z
+
+    #[test]
+    fn nanosecond_times_round_trip() {
+        for t in [T, T + 1, T + 999_999_999, T + 123_456_789] {
+            let s = format_time_nanos(t);
+            assert_eq!(parse_time("start", &s), Ok(t), "{s}");
+        }
+        assert_eq!(format_time_nanos(T + 1), "2024-05-01T12:00:00.000000001Z");
+    }
 
     #[test]
     fn parses_utc_offsets_fractions_and_a_form_decoded_plus() {

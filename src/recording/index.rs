@@ -36,6 +36,7 @@ pub struct VideoRecord {
 
 pub struct Index {
     db: sled::Db,
+    metadata: super::metadata::Metadata,
     /// Serialises read-modify-write of totals and spans (reads need no lock: each batch is atomic).
     write: Mutex<()>,
 }
@@ -56,7 +57,13 @@ impl Index {
     pub fn open(dir: &Path) -> Result<Index, StoreError> {
         std::fs::create_dir_all(dir).map_err(|source| StoreError::Io { path: dir.to_path_buf(), source })?;
         let db = sled::Config::new().path(dir).cache_capacity(CACHE_BYTES).mode(sled::Mode::LowSpace).open().map_err(sled_err)?;
-        Ok(Index { db, write: Mutex::new(()) })
+        let metadata = super::metadata::Metadata::open(&db)?;
+        Ok(Index { db, metadata, write: Mutex::new(()) })
+    }
+
+    /// The inference metadata recorded with the videos (its own tree of the same database).
+    pub fn metadata(&self) -> &super::metadata::Metadata {
+        &self.metadata
     }
 
     /// Makes every applied change durable.

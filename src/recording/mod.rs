@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 pub mod encoding;
 pub mod fragmenter;
 pub mod index;
+pub mod metadata;
 pub mod names;
 pub mod recover;
 pub mod retention;
@@ -161,6 +162,9 @@ pub trait Catalog: Send + Sync + 'static {
     fn segment_path(&self, segment: &Segment) -> std::path::PathBuf;
     /// Protects the segments' files from retention until the lease is dropped.
     fn lease(&self, segments: &[Segment]) -> Lease;
+    /// Inference metadata recorded with a video at `start <= time < end`, at most `limit`
+    /// entries; `None` for an unknown video.
+    fn metadata(&self, video: &str, start: Nanos, end: Nanos, limit: usize) -> Result<Option<metadata::Page>, StoreError>;
     /// The end of the newest media of any video. Playback treats a window as "in the
     /// future" only after both the clock and this: media recorded while the clock was
     /// ahead (corrected later by NTP) or from a camera sped up for tests stays reachable.

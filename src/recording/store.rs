@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 
 use super::index::{Index, VideoRecord};
+use super::metadata;
 use super::names;
 use super::recover::{self, RecoveryReport};
 pub use super::retention::StoreLimits;
@@ -166,13 +167,40 @@ impl VideoStore {
         let remove = |video: &str, ids: &[u64]| -> Result<Vec<Segment>, StoreError> {
             let table = leases.lock().map_err(poisoned)?;
             let free_ids: Vec<u64> = ids.iter().copied().filter(|id| !table.contains_key(&(video.to_string(), *id))).collect();
-            self.inner.index.remove_segments(video, &free_ids)
+            let removed = self.inner.index.remove_segments(video, &free_ids)?;
+            if !removed.is_empty() {
+                self.forget_metadata_before_media(video)?;
+            }
+            Ok(removed)
         };
         let report = retention::apply(&self.inner.index, &views, now, &self.inner.limits, free, &is_leased, &remove)?;
         if report.below_floor {
             tracing::warn!(free = ?report.free_bytes, floor = self.inner.limits.min_free_bytes, "video store below its free-space floor");
         }
         Ok(report)
+    }
+
+    /// Records the inferences `source` published about the picture at `time` with a video
+    /// (see [`metadata`]); returns the bytes stored.
+    pub fn put_metadata(&self, video: &str, time: Nanos, source: &str, inferences: &serde_json::Value) -> Result<usize, StoreError> {
+        if !self.known(video)? {
+            return Err(StoreError::Invalid(format!("video '{video}' does not exist")));
+        }
+        self.inner.index.metadata().put(video, time, source, inferences)
+    }
+
+    /// Metadata describes media: once retention deleted the oldest media, what was recorded
+    /// about it (and before it) goes too. Retention deletes oldest first, so this is all
+    /// metadata before the first media that remains (the open segment counts).
+    fn forget_metadata_before_media(&self, video: &str) -> Result<(), StoreError> {
+        let stored = self.inner.index.span_bounds(video)?.map(|b| b.start);
+        let open = self.live(video)?.map(|l| l.start);
+        let first = match (stored, open) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        self.inner.index.metadata().remove_before(video, first)?;
+        Ok(())
     }
 
     /// Bytes the index takes on disk.
@@ -320,6 +348,13 @@ impl Catalog for VideoStore {
         // window's edges, where nothing can join.
         let pieces = spans::clip(live.fragments.iter().map(|f| Span { start: f.start, end: f.end() }), start, end);
         Ok(Some(spans::merge(stored.into_iter().chain(pieces), GAP_TOLERANCE)))
+    }
+
+    fn metadata(&self, video: &str, start: Nanos, end: Nanos, limit: usize) -> Result<Option<metadata::Page>, StoreError> {
+        if !self.known(video)? {
+            return Ok(None);
+        }
+        self.inner.index.metadata().page(video, start, end, limit).map(Some)
     }
 
     fn segment_path(&self, segment: &Segment) -> PathBuf {

@@ -496,6 +496,38 @@ mod tests {
     }
 
     #[test]
+    fn retention_deletes_the_metadata_of_the_media_it_deletes() {
+        let dir = std::env::temp_dir().join(format!("vela-writer-{}", uuid::Uuid::new_v4()));
+        let store = VideoStore::open(&dir.join("index"), StoreLimits::default()).unwrap();
+        let settings = VideoSettings {
+            title: String::new(),
+            description: String::new(),
+            segment_length: 3000 * MS,
+            retention: Some(5000 * MS),
+            max_bytes: None,
+        };
+        store.ensure_video("cam", &dir.join("videos"), settings).unwrap();
+        let p = params(0x1f);
+        let mut w = store.writer("cam").unwrap();
+        // 9 s in three segments, a box every half second (and one before the media).
+        feed(&mut w, 0, 90, &p);
+        w.close().unwrap();
+        let boxes = serde_json::json!([{"type": "entity", "entity": {"box": {"l": 0.1, "t": 0.1, "w": 0.2, "h": 0.2}}}]);
+        for ms in (-500..9000).step_by(500) {
+            store.put_metadata("cam", T0 + ms * MS, "tracker", &boxes).unwrap();
+        }
+        assert!(store.put_metadata("nope", T0, "tracker", &boxes).is_err(), "unknown videos are refused");
+        // At 11.5 s, everything that ended more than 5 s before goes: the first two segments.
+        let report = store.enforce_retention_with(T0 + 11_500 * MS, &|_| Some(u64::MAX)).unwrap();
+        assert_eq!(report.deleted.len(), 2, "{report:?}");
+        assert_eq!(segments_of(&store), vec![(6000, 9000, 30)]);
+        let page = store.metadata("cam", 0, i64::MAX, 100).unwrap().unwrap();
+        let times: Vec<i64> = page.entries.iter().map(|e| (e.time - T0) / MS).collect();
+        assert_eq!(times, (6000..9000).step_by(500).collect::<Vec<_>>());
+        std::fs::remove_dir_all(dir).ok();
+    }
+
+    #[test]
     fn readers_see_the_open_segment_as_it_grows() {
         let (store, dir) = store(60);
         let p = params(0x1f);

@@ -12,10 +12,14 @@
 //! durable: a player can start) and RecordingStopped. Write failures never stop the
 //! instance: they are reported as StorageError diagnostics and recording resumes at the
 //! next keyframe, keeping everything already durable.
+//!
+//! Inference events routed to the sink (AVA's "inference metadata recorded along with the
+//! media") are kept with the video by wall-clock time, while it records; see
+//! [`crate::recording::metadata`].
 
 use crate::recording::{EndReason, SegmentWriter, StoreError, VideoSettings, VideoStore, Written};
 use crate::runtime::node::{Node, NodeCtx};
-use crate::runtime::packet::{Nanos, Packet, VideoSample};
+use crate::runtime::packet::{Event, Nanos, Packet, VideoSample};
 use crate::topology::params::NamePattern;
 use serde_json::json;
 use std::path::PathBuf;
@@ -69,6 +73,40 @@ pub struct VideoSink {
     recording: Option<Recording>,
     /// The writer could not be had (or failed to start): the next attempt waits for a keyframe.
     retry_at_keyframe: bool,
+    /// Wall time of the last sample: the time of events that carry none.
+    last_wall: Option<Nanos>,
+    metadata: MetadataStats,
+    pending: Pending,
+}
+
+/// Inference metadata recorded with the video, and what could not be.
+#[derive(Default)]
+struct MetadataStats {
+    entries: u64,
+    bytes: u64,
+    refused: u64,
+    /// A refusal was reported in this recording (one diagnostic per recording, not per picture).
+    reported: bool,
+}
+
+/// Inferences that arrived between clips, kept for a while: a gate's clip starts before
+/// the event that opened it (pre-roll), and what was seen in the pre-roll belongs with it.
+#[derive(Default)]
+struct Pending {
+    entries: std::collections::VecDeque<(Nanos, String, serde_json::Value)>,
+}
+
+impl Pending {
+    /// Longer than any pre-roll (activationSignalOffset is at least -1 minute).
+    const KEEP: Nanos = 60_000_000_000;
+    const MAX: usize = 2000;
+
+    fn push(&mut self, time: Nanos, source: &str, inferences: serde_json::Value) {
+        self.entries.push_back((time, source.to_string(), inferences));
+        while self.entries.len() > Self::MAX || self.entries.front().is_some_and(|f| f.0 < time - Self::KEEP) {
+            self.entries.pop_front();
+        }
+    }
 }
 
 struct Recording {
@@ -85,7 +123,17 @@ pub type ClaimedWriter = std::sync::Arc<std::sync::Mutex<Option<SegmentWriter>>>
 impl VideoSink {
     pub fn new(store: VideoStore, config: VideoSinkConfig, claimed: &ClaimedWriter) -> Self {
         let writer = claimed.lock().ok().and_then(|mut c| c.take());
-        VideoSink { store, config, gated: false, writer, recording: None, retry_at_keyframe: false }
+        VideoSink {
+            store,
+            config,
+            gated: false,
+            writer,
+            recording: None,
+            retry_at_keyframe: false,
+            last_wall: None,
+            metadata: MetadataStats::default(),
+            pending: Pending::default(),
+        }
     }
 
     fn video(&self) -> Option<&str> {
@@ -93,6 +141,7 @@ impl VideoSink {
     }
 
     fn on_video(&mut self, v: &VideoSample, ctx: &mut NodeCtx<'_>) {
+        self.last_wall = Some(v.wall);
         if self.recording.is_none() {
             if self.gated {
                 return; // between clips
@@ -126,6 +175,51 @@ impl VideoSink {
             Ok(written) => rec.report(&written, &video, self.config.output_type(), ctx),
             Err(e) => storage_error(ctx, "WriteFailed", Some(&video), &e),
         }
+        if !self.pending.entries.is_empty() {
+            self.flush_pending(ctx);
+        }
+    }
+
+    /// An inference event routed to the sink is recorded with the video while recording;
+    /// between clips a gated sink keeps it for the next clip's pre-roll. Events without
+    /// `inferences` (a hub message, say) have nothing to overlay and are passed over.
+    fn on_event(&mut self, e: &Event, ctx: &mut NodeCtx<'_>) {
+        let Some(time) = e.time.or(self.last_wall) else { return };
+        let Ok(mut body) = serde_json::from_slice::<serde_json::Value>(&e.body) else { return };
+        let Some(inferences) = body.get_mut("inferences").filter(|i| i.is_array()).map(serde_json::Value::take) else { return };
+        let source = e.properties.get("subject").and_then(|s| s.rsplit('/').next()).unwrap_or("");
+        if self.recording.is_some() && self.writer.is_some() {
+            self.flush_pending(ctx);
+            self.put_metadata(time, source, &inferences, ctx);
+        } else if self.gated {
+            self.pending.push(time, source, inferences);
+        }
+    }
+
+    /// Records what arrived before the recording's writer was there and belongs to it.
+    fn flush_pending(&mut self, ctx: &mut NodeCtx<'_>) {
+        let Some(start) = self.recording.as_ref().map(|r| r.start) else { return };
+        for (time, source, inferences) in std::mem::take(&mut self.pending.entries) {
+            if time >= start {
+                self.put_metadata(time, &source, &inferences, ctx);
+            }
+        }
+    }
+
+    fn put_metadata(&mut self, time: Nanos, source: &str, inferences: &serde_json::Value, ctx: &mut NodeCtx<'_>) {
+        let Some(video) = self.video().map(str::to_string) else { return };
+        match self.store.put_metadata(&video, time, source, inferences) {
+            Ok(n) => {
+                self.metadata.entries += 1;
+                self.metadata.bytes += n as u64;
+            }
+            Err(err) => {
+                self.metadata.refused += 1;
+                if !std::mem::replace(&mut self.metadata.reported, true) {
+                    storage_error(ctx, "MetadataNotRecorded", Some(&video), &err);
+                }
+            }
+        }
     }
 
     /// Ends the recording: the segment is closed; an AssetSink lets its video go.
@@ -146,6 +240,17 @@ impl VideoSink {
             Some(Ok(written)) => rec.report(&written, &video, self.config.output_type(), ctx),
             Some(Err(e)) => storage_error(ctx, "WriteFailed", Some(&video), &e),
             None => {}
+        }
+        let m = std::mem::take(&mut self.metadata);
+        if m.entries + m.refused > 0 {
+            tracing::debug!(
+                node = ctx.env.name(),
+                video,
+                entries = m.entries,
+                bytes = m.bytes,
+                refused = m.refused,
+                "inference metadata recorded"
+            );
         }
         if rec.started {
             tracing::info!(node = ctx.env.name(), video, "recording stopped");
@@ -211,7 +316,8 @@ impl Node for VideoSink {
             }
             Packet::Video(v) => self.on_video(&v, ctx),
             Packet::ClipEnd { .. } => self.end_recording(ctx, false),
-            Packet::Event(_) | Packet::Frame(_) => {}
+            Packet::Event(e) => self.on_event(&e, ctx),
+            Packet::Frame(_) => {}
         }
     }
 
