@@ -5,7 +5,7 @@ mod common;
 #[path = "common/appliance.rs"]
 mod appliance;
 
-use appliance::{probe, Appliance, Setup};
+use appliance::{get_json, probe, Appliance, Setup};
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 use vela::hub::HubMessage;
@@ -47,6 +47,8 @@ async fn the_demo_records_clips_when_the_detector_sees_people() {
             if person && inference.is_none() {
                 inference = Some(m);
             }
+        } else if !m.property("subject").unwrap_or_default().ends_with("/sinks/fileSink") {
+            // The video sink's events: the same clips into the video store (checked below).
         } else if t.ends_with("Operational.RecordingStarted") {
             started.get_or_insert(m);
         } else if t.ends_with("Operational.RecordingStopped") && started.is_some() {
@@ -79,7 +81,43 @@ async fn the_demo_records_clips_when_the_detector_sees_people() {
     let (errors, packets, key_first) = probe(&clip);
     assert_eq!(errors, "", "ffprobe on {}", clip.display());
     assert!(key_first && packets >= 100, "{packets} packets in {}", clip.display());
+
+    // The same clip in the video store, with the detector's boxes recorded beside it —
+    // from its pre-roll on, before the person that opened the gate was counted.
+    let port = a.playback_port;
+    let triggered = secs(trigger.property("eventTime").unwrap());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let (start, entries) = loop {
+        let list = tokio::task::spawn_blocking(move || get_json(port, "/api/videos")).await.unwrap();
+        let v =
+            list["videos"].as_array().unwrap().iter().find(|v| v["name"] == "camera-1-people").cloned().expect("camera-1-people listed");
+        assert_eq!(v["title"], "People");
+        if let (Some(s), Some(e)) = (v["start"].as_str(), v["end"].as_str()) {
+            let path = format!("/api/videos/camera-1-people/metadata?start={s}&end={e}");
+            let m = tokio::task::spawn_blocking(move || get_json(port, &path)).await.unwrap();
+            let entries = m["entries"].as_array().unwrap().clone();
+            if secs(e) - secs(s) >= 10.0 && !entries.is_empty() {
+                break (secs(s), entries);
+            }
+        }
+        assert!(Instant::now() < deadline, "the clip in the video store with its boxes: {v}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    assert!(entries.iter().all(|e| e["source"] == "httpExtension"));
+    let people = |e: &Value| e["inferences"].as_array().unwrap().iter().filter(|i| i["entity"]["tag"]["value"] == "person").count();
+    assert!(entries.iter().map(people).sum::<usize>() >= 10, "{entries:?}");
+    // The boxes start with the clip (one sample interval at 2 per second, and the time the
+    // first sample's detection takes), not when objectCounter's trigger opened the gate.
+    let first = secs(entries[0]["time"].as_str().unwrap());
+    assert!(
+        first <= triggered && (start - 0.1..start + 1.0).contains(&first),
+        "first box at {first}, clip from {start}, trigger at {triggered}"
+    );
     a.stop();
+}
+
+fn secs(rfc3339: &str) -> f64 {
+    vela::playback::time::parse_time("t", rfc3339).unwrap() as f64 / 1e9
 }
 
 /// A live pipeline on the demo camera with a gRPC extension pointing at the detector.

@@ -181,7 +181,7 @@ impl VideoSink {
     }
 
     /// An inference event routed to the sink is recorded with the video while recording;
-    /// between clips a gated sink keeps it for the next clip's pre-roll. Events without
+    /// between clips the sink keeps it for the next clip's pre-roll. Events without
     /// `inferences` (a hub message, say) have nothing to overlay and are passed over.
     fn on_event(&mut self, e: &Event, ctx: &mut NodeCtx<'_>) {
         let Some(time) = e.time.or(self.last_wall) else { return };
@@ -191,7 +191,9 @@ impl VideoSink {
         if self.recording.is_some() && self.writer.is_some() {
             self.flush_pending(ctx);
             self.put_metadata(time, source, &inferences, ctx);
-        } else if self.gated {
+        } else {
+            // Before the first clip too: the event that opens the gate comes before the
+            // gate tells the sink it is one.
             self.pending.push(time, source, inferences);
         }
     }
