@@ -653,6 +653,24 @@ impl GrowingCatalog {
     }
 }
 
+/// `n` copies of a segment one after the other (all indexing the same file), as if it had
+/// been recorded `n` times without a pause.
+fn back_to_back(one: &Segment, n: usize) -> Vec<Segment> {
+    let span = one.end - one.start;
+    (0..n)
+        .map(|k| {
+            let mut s = one.clone();
+            let shift = span * k as Nanos;
+            s.id += k as u64;
+            s.file = format!("{}-{k}.mp4", one.video);
+            s.start += shift;
+            s.end += shift;
+            s.fragments.iter_mut().for_each(|f| f.start += shift);
+            s
+        })
+        .collect()
+}
+
 impl Catalog for GrowingCatalog {
     fn videos(&self) -> Result<Vec<VideoSummary>, StoreError> {
         let (segs, live) = self.visible();
@@ -701,19 +719,7 @@ fn ffmpeg_follows_a_growing_live_playlist_without_skipping_or_repeating() {
     std::fs::create_dir_all(&dir).unwrap();
     let start = T0 + 7200 * SECOND;
     let one = write_segment(&dir, "porch", &fx.track, 0..795, start);
-    let span = one.end - one.start;
-    let segments: Vec<Segment> = (0..5)
-        .map(|k| {
-            let mut s = one.clone();
-            let shift = span * k as Nanos;
-            s.id += k as u64;
-            s.file = format!("porch-{k}.mp4");
-            s.start += shift;
-            s.end += shift;
-            s.fragments.iter_mut().for_each(|f| f.start += shift);
-            s
-        })
-        .collect();
+    let segments = back_to_back(&one, 5);
     let catalog = GrowingCatalog {
         path: dir.join(&one.file),
         segments,
@@ -749,19 +755,7 @@ fn export_of_an_hour() {
     std::fs::create_dir_all(&dir).unwrap();
     let start = T0 + 86_400 * SECOND;
     let one = write_segment(&dir, "hour", &fx.track, 0..795, start);
-    let span = one.end - one.start;
-    let segments: Vec<Segment> = (0..46)
-        .map(|k| {
-            let mut s = one.clone();
-            let shift = span * k as Nanos;
-            s.id += k as u64;
-            s.file = format!("hour-{k}.mp4");
-            s.start += shift;
-            s.end += shift;
-            s.fragments.iter_mut().for_each(|f| f.start += shift);
-            s
-        })
-        .collect();
+    let segments = back_to_back(&one, 46);
     let catalog = GrowingCatalog {
         path: dir.join(&one.file),
         segments,
