@@ -4,113 +4,21 @@
 mod appliance;
 mod common;
 
+#[path = "common/raw_rtsp.rs"]
+mod raw_rtsp;
+use raw_rtsp::Raw;
+
 use appliance::{probe, Appliance, Setup};
 use serde_json::{json, Value};
-use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 use vela::hub::{HubMessage, ModuleClient};
 use vela::modules::rtspsim::{self, Config};
 
 // ---------------------------------------------------------------------------------------
 // The simulator's damage, on the wire
 // ---------------------------------------------------------------------------------------
-
-/// A bare RTSP client over one TCP connection: requests, and interleaved packets as they come.
-struct Raw {
-    stream: TcpStream,
-    buf: Vec<u8>,
-    cseq: u32,
-}
-
-struct Answer {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: String,
-}
-
-impl Answer {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
-    }
-}
-
-impl Raw {
-    async fn connect(addr: SocketAddr) -> Raw {
-        Raw { stream: TcpStream::connect(addr).await.unwrap(), buf: Vec::new(), cseq: 0 }
-    }
-
-    async fn fill(&mut self) {
-        let mut chunk = [0u8; 16384];
-        let n = tokio::time::timeout(Duration::from_secs(5), self.stream.read(&mut chunk)).await.expect("server answers").unwrap();
-        assert!(n > 0, "server closed the connection");
-        self.buf.extend_from_slice(&chunk[..n]);
-    }
-
-    async fn request(&mut self, method: &str, url: &str, headers: &[(&str, &str)]) -> Answer {
-        self.cseq += 1;
-        let mut req = format!("{method} {url} RTSP/1.0\r\nCSeq: {}\r\n", self.cseq);
-        for (k, v) in headers {
-            req.push_str(&format!("{k}: {v}\r\n"));
-        }
-        req.push_str("\r\n");
-        self.stream.write_all(req.as_bytes()).await.unwrap();
-        loop {
-            if self.buf.first() == Some(&b'$') {
-                self.packet().await;
-                continue;
-            }
-            if let Some(end) = self.buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                let head = String::from_utf8(self.buf[..end].to_vec()).unwrap();
-                let mut lines = head.split("\r\n");
-                let status = lines.next().unwrap().split(' ').nth(1).unwrap().parse().unwrap();
-                let headers: Vec<(String, String)> =
-                    lines.map(|l| l.split_once(':').unwrap()).map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned())).collect();
-                let len: usize =
-                    headers.iter().find(|(k, _)| k.eq_ignore_ascii_case("Content-Length")).map_or(0, |(_, v)| v.parse().unwrap());
-                while self.buf.len() < end + 4 + len {
-                    self.fill().await;
-                }
-                let body = String::from_utf8_lossy(&self.buf[end + 4..end + 4 + len]).into_owned();
-                self.buf.drain(..end + 4 + len);
-                return Answer { status, headers, body };
-            }
-            self.fill().await;
-        }
-    }
-
-    /// The next interleaved packet: (channel, packet).
-    async fn packet(&mut self) -> (u8, Vec<u8>) {
-        while self.buf.len() < 4 {
-            self.fill().await;
-        }
-        assert_eq!(self.buf[0], b'$', "interleaved data");
-        let len = usize::from(u16::from_be_bytes([self.buf[2], self.buf[3]]));
-        while self.buf.len() < 4 + len {
-            self.fill().await;
-        }
-        let p = (self.buf[1], self.buf[4..4 + len].to_vec());
-        self.buf.drain(..4 + len);
-        p
-    }
-
-    /// DESCRIBE `url`, SETUP its track over TCP and PLAY; returns the first sequence number.
-    async fn play(&mut self, url: &str) -> u16 {
-        let d = self.request("DESCRIBE", url, &[]).await;
-        assert_eq!(d.status, 200, "{}", d.body);
-        let track = format!("{}trackID=0", d.header("Content-Base").unwrap());
-        let s = self.request("SETUP", &track, &[("Transport", "RTP/AVP/TCP;unicast;interleaved=0-1")]).await;
-        assert_eq!(s.status, 200, "{}", s.body);
-        let session = s.header("Session").unwrap().split(';').next().unwrap().to_owned();
-        let p = self.request("PLAY", url, &[("Session", &session)]).await;
-        assert_eq!(p.status, 200);
-        let info = p.header("RTP-Info").unwrap();
-        info.split(';').find_map(|x| x.strip_prefix("seq=")).unwrap().parse().unwrap()
-    }
-}
 
 /// What a run of RTP packets looks like: (packets, numbers missing, packets arriving after a
 /// later-numbered one, access units whose last packet ends inside a FU-A).

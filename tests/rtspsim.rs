@@ -2,6 +2,10 @@
 
 mod common;
 
+#[path = "common/raw_rtsp.rs"]
+mod raw_rtsp;
+use raw_rtsp::Raw;
+
 use futures::StreamExt;
 use retina::client::{PlayOptions, Session, SessionOptions, SetupOptions, Transport};
 use retina::codec::{CodecItem, ParametersRef};
@@ -9,8 +13,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::io::AsyncReadExt;
 use tokio::time::Instant;
 use url::Url;
 use vela::modules::rtspsim::{self, AuthSchemes, Config, Credentials, Server};
@@ -398,7 +401,7 @@ async fn wire_level_session_rtp_info_marker_and_sender_reports() {
     let mut last_ts = None;
     let deadline = Instant::now() + Duration::from_secs(3);
     while (frames < 30 || sr.is_none()) && Instant::now() < deadline {
-        let (channel, pkt) = raw.read_data().await;
+        let (channel, pkt) = raw.packet().await;
         if channel == 1 {
             assert_eq!(pkt[1], 200, "sender report first in the compound packet");
             assert_eq!(u32::from_be_bytes(pkt[4..8].try_into().unwrap()), ssrc);
@@ -452,7 +455,7 @@ async fn pause_and_resume_keep_the_timeline_monotonic() {
     let session = s.header("Session").unwrap().split(';').next().unwrap().to_owned();
     assert_eq!(raw.request("PLAY", &url, &[("Session", &session)]).await.status, 200);
     for _ in 0..40 {
-        raw.read_data().await;
+        raw.packet().await;
     }
     assert_eq!(raw.request("PAUSE", &url, &[("Session", &session)]).await.status, 200);
     let (last_seq, last_ts) = raw.last_rtp.expect("packets before the pause");
@@ -466,7 +469,7 @@ async fn pause_and_resume_keep_the_timeline_monotonic() {
     assert_eq!(field("rtptime="), last_ts.wrapping_add(9000), "RTP time continues one frame later");
     let mut prev = last_ts;
     for _ in 0..40 {
-        let (ch, pkt) = raw.read_data().await;
+        let (ch, pkt) = raw.packet().await;
         if ch == 0 {
             let ts = u32::from_be_bytes(pkt[4..8].try_into().unwrap());
             assert!((ts.wrapping_sub(prev) as i32) >= 0, "timestamp went back from {prev} to {ts}");
@@ -544,96 +547,4 @@ fn process_cpu_ticks() -> u64 {
     let rest = &stat[stat.rfind(')').unwrap() + 2..];
     let f: Vec<&str> = rest.split_whitespace().collect();
     f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap()
-}
-
-/// A minimal RTSP client for checking the wire format itself.
-struct Raw {
-    stream: TcpStream,
-    buf: Vec<u8>,
-    cseq: u32,
-    /// Sequence number and timestamp of the last RTP packet read on channel 0.
-    last_rtp: Option<(u16, u32)>,
-}
-
-struct RawResponse {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: String,
-}
-
-impl RawResponse {
-    fn headers<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
-        self.headers.iter().filter(move |(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
-    }
-
-    fn header<'a>(&'a self, name: &'a str) -> Option<&'a str> {
-        self.headers(name).next()
-    }
-}
-
-impl Raw {
-    async fn connect(addr: SocketAddr) -> Raw {
-        Raw { stream: TcpStream::connect(addr).await.unwrap(), buf: Vec::new(), cseq: 0, last_rtp: None }
-    }
-
-    async fn fill(&mut self) {
-        let mut chunk = [0u8; 16384];
-        let n = tokio::time::timeout(Duration::from_secs(5), self.stream.read(&mut chunk)).await.expect("server answers").unwrap();
-        assert!(n > 0, "server closed the connection");
-        self.buf.extend_from_slice(&chunk[..n]);
-    }
-
-    async fn request(&mut self, method: &str, url: &str, headers: &[(&str, &str)]) -> RawResponse {
-        self.cseq += 1;
-        let mut req = format!("{method} {url} RTSP/1.0\r\nCSeq: {}\r\n", self.cseq);
-        for (k, v) in headers {
-            req.push_str(&format!("{k}: {v}\r\n"));
-        }
-        req.push_str("\r\n");
-        self.stream.write_all(req.as_bytes()).await.unwrap();
-        loop {
-            // Skip interleaved data that is already in flight.
-            if self.buf.first() == Some(&b'$') {
-                let (_, _) = self.read_data().await;
-                continue;
-            }
-            if let Some(end) = self.buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                let head = String::from_utf8(self.buf[..end].to_vec()).unwrap();
-                let mut lines = head.split("\r\n");
-                let status: u16 = lines.next().unwrap().split(' ').nth(1).unwrap().parse().unwrap();
-                let headers: Vec<(String, String)> =
-                    lines.map(|l| l.split_once(':').unwrap()).map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned())).collect();
-                let len: usize =
-                    headers.iter().find(|(k, _)| k.eq_ignore_ascii_case("Content-Length")).map(|(_, v)| v.parse().unwrap()).unwrap_or(0);
-                while self.buf.len() < end + 4 + len {
-                    self.fill().await;
-                }
-                let body = String::from_utf8(self.buf[end + 4..end + 4 + len].to_vec()).unwrap();
-                self.buf.drain(..end + 4 + len);
-                let cseq = headers.iter().find(|(k, _)| k == "CSeq").map(|(_, v)| v.clone());
-                assert_eq!(cseq, Some(self.cseq.to_string()), "CSeq echoed");
-                return RawResponse { status, headers, body };
-            }
-            self.fill().await;
-        }
-    }
-
-    /// Next interleaved frame: (channel, packet).
-    async fn read_data(&mut self) -> (u8, Vec<u8>) {
-        while self.buf.len() < 4 {
-            self.fill().await;
-        }
-        assert_eq!(self.buf[0], b'$', "expected interleaved data");
-        let len = usize::from(u16::from_be_bytes([self.buf[2], self.buf[3]]));
-        while self.buf.len() < 4 + len {
-            self.fill().await;
-        }
-        let channel = self.buf[1];
-        let pkt = self.buf[4..4 + len].to_vec();
-        self.buf.drain(..4 + len);
-        if channel == 0 && pkt.len() >= 12 {
-            self.last_rtp = Some((u16::from_be_bytes([pkt[2], pkt[3]]), u32::from_be_bytes(pkt[4..8].try_into().unwrap())));
-        }
-        (channel, pkt)
-    }
 }
