@@ -93,6 +93,58 @@ fn record_lobby(store: &VideoStore, videos: &Path) -> Lobby {
     lobby
 }
 
+/// The inference metadata written for lobby's first range: `start` … `start` + 20 s.
+struct Meta {
+    start: Nanos,
+    end: Nanos,
+    /// When the line crossing event is.
+    event: Nanos,
+}
+
+const PERSON_TRACK: &str = "a1b2c3d4e5f60718293a4b5c6d7e8f90";
+const CAR_TRACK: &str = "c3d4e5f60718293a4b5c6d7e8f90a1b2";
+/// l, t, w, h, normalised to the picture.
+const PERSON_BOX: [f64; 4] = [0.10, 0.20, 0.30, 0.40];
+const MOTION_BOX: [f64; 4] = [0.45, 0.75, 0.10, 0.10];
+/// The tracker's entries are this far apart; the motion detector's five times as far.
+const META_STEP: Nanos = 100 * MS;
+
+/// The car of the tracker's `k`th entry: it jumps 2 % of the picture's width from one
+/// entry to the next (10 positions), so that drawing another entry than the one due shows.
+fn car_box(k: i64) -> [f64; 4] {
+    [0.55 + 0.02 * (k % 10) as f64, 0.45, 0.15, 0.30]
+}
+
+fn entity(id: i64, track: &str, tag: &str, confidence: f64, b: [f64; 4]) -> Value {
+    json!({"type": "entity", "subtype": "objectDetection", "inferenceId": format!("{id:032x}"), "sequenceId": track,
+           "entity": {"tag": {"value": tag, "confidence": confidence}, "box": {"l": b[0], "t": b[1], "w": b[2], "h": b[3]}}})
+}
+
+/// Writes what analytics would have recorded with lobby from 60 s into its first range,
+/// for 20 s: every 100 ms a person standing still and a car jumping about (the
+/// "objectTracker"), every 500 ms a motion box (the "motionDetector", at the same instants
+/// as every fifth tracker entry), and a line crossing 5 s in.
+fn record_metadata(store: &VideoStore, lobby: &Lobby) -> Meta {
+    let start = lobby.a.start + 60 * S;
+    let n = 200;
+    for k in 0..n {
+        let t = start + k * META_STEP;
+        let tracked =
+            json!([entity(2 * k, PERSON_TRACK, "person", 0.93, PERSON_BOX), entity(2 * k + 1, CAR_TRACK, "car", 0.8, car_box(k))]);
+        store.put_metadata("lobby", t, "objectTracker", &tracked).unwrap();
+        if k % 5 == 0 {
+            let b = MOTION_BOX;
+            let motion = json!([{"type": "motion", "motion": {"box": {"l": b[0], "t": b[1], "w": b[2], "h": b[3]}}}]);
+            store.put_metadata("lobby", t, "motionDetector", &motion).unwrap();
+        }
+    }
+    let event = start + 5 * S + 50 * MS;
+    let crossing = json!([{"type": "event", "subtype": "lineCrossing", "event": {"name": "LineCrossing1",
+        "properties": {"direction": "clockwise", "total": "3", "clockwiseTotal": "2", "counterclockwiseTotal": "1"}}}]);
+    store.put_metadata("lobby", event, "lineCrossing", &crossing).unwrap();
+    Meta { start, end: start + n * META_STEP, event }
+}
+
 /// Records "gate" live: 40 s of vtest up to now at once, then a frame every 100 ms as the
 /// clock reaches it, until `stop`.
 fn record_live(store: &VideoStore, videos: &Path, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<()> {
@@ -202,6 +254,140 @@ fn secs(ns: Nanos) -> f64 {
     ns as f64 / S as f64
 }
 
+/// The video element's box and picture size, the overlay canvas's box and size, the wall
+/// time shown and the overlay's state, read at once.
+fn overlay_geometry(b: &Browser) -> Value {
+    b.execute(
+        "const v = document.getElementById('video');
+         const c = document.getElementById('overlay');
+         const vr = v.getBoundingClientRect();
+         const cr = c.getBoundingClientRect();
+         return {video: {left: vr.left, top: vr.top, width: vr.width, height: vr.height, vw: v.videoWidth, vh: v.videoHeight},
+                 canvas: {left: cr.left, top: cr.top, width: cr.width, height: cr.height, pw: c.width, ph: c.height},
+                 wall: window.vela.wallTime(), paused: v.paused, overlay: window.vela.state().overlay};",
+        vec![],
+    )
+    .unwrap()
+}
+
+/// Where `object-fit: contain` puts the picture in the video element, computed here from
+/// the element's box and the picture's size: [x, y, w, h] in CSS px from its top-left corner.
+fn picture_rect(g: &Value) -> [f64; 4] {
+    let f = |k: &str| g["video"][k].as_f64().unwrap_or_else(|| panic!("{k}: {g}"));
+    let (w, h, vw, vh) = (f("width"), f("height"), f("vw"), f("vh"));
+    assert!(w > 0.0 && h > 0.0 && vw > 0.0 && vh > 0.0, "{g}");
+    let scale = (w / vw).min(h / vh);
+    let (cw, ch) = (vw * scale, vh * scale);
+    [(w - cw) / 2.0, (h - ch) / 2.0, cw, ch]
+}
+
+/// The RGBA of the overlay canvas's pixels under points given in CSS px from the video
+/// element's top-left corner (null off the canvas).
+fn overlay_pixels(b: &Browser, points: &[(f64, f64)]) -> Vec<Option<[u8; 4]>> {
+    let v = b
+        .execute(
+            "const v = document.getElementById('video');
+             const c = document.getElementById('overlay');
+             const vr = v.getBoundingClientRect();
+             const cr = c.getBoundingClientRect();
+             const g = c.getContext('2d');
+             return arguments[0].map(([x, y]) => {
+               const px = Math.floor((vr.left + x - cr.left) * c.width / cr.width);
+               const py = Math.floor((vr.top + y - cr.top) * c.height / cr.height);
+               if (px < 0 || py < 0 || px >= c.width || py >= c.height) return null;
+               return Array.from(g.getImageData(px, py, 1, 1).data);
+             });",
+            vec![json!(points.iter().map(|&(x, y)| [x, y]).collect::<Vec<_>>())],
+        )
+        .unwrap();
+    v.as_array().unwrap().iter().map(|p| p.as_array().map(|a| std::array::from_fn(|i| a[i].as_u64().unwrap() as u8))).collect()
+}
+
+/// How many pixels of the overlay canvas are not transparent, and what the page says it drew.
+fn overlay_painted(b: &Browser) -> (u64, Value) {
+    let v = b
+        .execute(
+            "const c = document.getElementById('overlay');
+             const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+             let n = 0;
+             for (let i = 3; i < d.length; i += 4) if (d[i] !== 0) n++;
+             return {painted: n, overlay: window.vela.state().overlay};",
+            vec![],
+        )
+        .unwrap();
+    (v["painted"].as_u64().unwrap(), v["overlay"].clone())
+}
+
+fn hex_rgb(colour: &str) -> [u8; 3] {
+    let c = colour.strip_prefix('#').unwrap_or_else(|| panic!("not #rrggbb: {colour}"));
+    std::array::from_fn(|i| u8::from_str_radix(&c[2 * i..2 * i + 2], 16).unwrap())
+}
+
+/// Checks the overlay of a paused video against the metadata written: the boxes the page
+/// says it drew are where the picture rect (computed here) × the normalised boxes put them,
+/// from the entries due at the wall time shown; and the canvas is painted in each track's
+/// colour on the boxes' edges and not inside them. Returns the page's geometry.
+fn check_overlay(b: &Browser, meta: &Meta, what: &str) -> Value {
+    let g = overlay_geometry(b);
+    assert_eq!(g["paused"], true, "{what}: check a paused video");
+    let [px, py, pw, ph] = picture_rect(&g);
+    // The canvas lies over the video element.
+    for (k, v) in [("left", "left"), ("top", "top"), ("width", "width"), ("height", "height")] {
+        let (c, e) = (g["canvas"][k].as_f64().unwrap(), g["video"][v].as_f64().unwrap());
+        assert!((c - e).abs() <= 1.0, "{what}: the overlay's {k} is {c}, the video's {e}: {g:#}");
+    }
+    let wall = parse(&g["wall"]);
+    assert!(wall >= meta.start && wall < meta.end, "{what}: paused at {} outside the metadata: {g:#}", rfc(wall));
+    let drawn = g["overlay"]["drawn"].as_array().unwrap_or_else(|| panic!("{what}: no overlay state: {g:#}"));
+    let mut labels: Vec<&str> = drawn.iter().map(|d| d["label"].as_str().unwrap()).collect();
+    labels.sort_unstable();
+    assert_eq!(labels, ["car 80% #c3d4", "motion", "person 93% #a1b2"], "{what}: {g:#}");
+    let mut colours = std::collections::HashMap::new();
+    for d in drawn {
+        let label = d["label"].as_str().unwrap();
+        let time = parse(&d["time"]);
+        let k = (time - meta.start) / META_STEP;
+        assert_eq!(meta.start + k * META_STEP, time, "{what}: {label} from an entry that was not written: {d}");
+        // The latest entry of its source at or before the wall time shown (to the
+        // millisecond of wallTime()).
+        let step = if label == "motion" { 5 * META_STEP } else { META_STEP };
+        assert!(time <= wall + MS && wall - time < step + MS, "{what}: {label} of {} shown at {}", rfc(time), rfc(wall));
+        let normalised = match label {
+            "motion" => MOTION_BOX,
+            "person 93% #a1b2" => PERSON_BOX,
+            _ => car_box(k),
+        };
+        let expected = [px + normalised[0] * pw, py + normalised[1] * ph, normalised[2] * pw, normalised[3] * ph];
+        let got = ["x", "y", "w", "h"].map(|k| d[k].as_f64().unwrap());
+        for i in 0..4 {
+            assert!(
+                (got[i] - expected[i]).abs() <= 2.0,
+                "{what}: {label} drawn at {got:?}, expected {expected:?} (picture {:?})",
+                [px, py, pw, ph]
+            );
+        }
+        // The pixels: the box's edges in its colour, its inside clear. Points are taken from
+        // the expected rectangle, not from what the page says.
+        let [x, y, w, h] = expected;
+        let points = [(x, y + h / 2.0), (x + w, y + h / 2.0), (x + w * 0.75, y), (x + w / 2.0, y + h), (x + w / 2.0, y + h / 2.0)];
+        let pixels = overlay_pixels(b, &points);
+        let colour = d["colour"].as_str().unwrap();
+        let rgb = hex_rgb(colour);
+        for (p, at) in pixels[..4].iter().zip(&points) {
+            let p = p.unwrap_or_else(|| panic!("{what}: {at:?} is off the canvas"));
+            let close = (0..3).all(|i| (p[i] as i32 - rgb[i] as i32).abs() <= 24);
+            assert!(p[3] >= 160 && close, "{what}: {label}'s edge at {at:?} is {p:?}, not {colour}");
+        }
+        assert_eq!(pixels[4].map(|p| p[3]), Some(0), "{what}: {label} is filled at its centre {:?}", points[4]);
+        colours.insert(label.split(' ').next().unwrap().to_owned(), colour.to_owned());
+        if let Some(track) = d["track"].as_str() {
+            assert!(label.ends_with(&format!("#{}", &track[..4])), "{what}: {d}");
+        }
+    }
+    assert_ne!(colours["person"], colours["car"], "{what}: two tracks, one colour");
+    g
+}
+
 #[test]
 fn the_player_page_plays_what_the_timeline_is_clicked_at() {
     let started = Instant::now();
@@ -220,6 +406,7 @@ fn the_player_page_plays_what_the_timeline_is_clicked_at() {
     let _ = std::fs::remove_dir_all(&dir);
     let store = VideoStore::open(&dir.join("index"), StoreLimits::default()).unwrap();
     let lobby = record_lobby(&store, &dir.join("videos"));
+    let meta = record_metadata(&store, &lobby);
     let stop = Arc::new(AtomicBool::new(false));
     let live = record_live(&store, &dir.join("videos"), stop.clone());
     let addr = start_server(store.clone());
@@ -343,6 +530,102 @@ fn the_player_page_plays_what_the_timeline_is_clicked_at() {
         DIAGNOSE,
     );
 
+    // Boxes: off by default. Played where metadata was recorded, nothing is drawn until the
+    // toggle is on; then the boxes of the entries due, also after a resize that letterboxes
+    // the picture the other way; off again clears the canvas, and so does a part of the
+    // recording without metadata.
+    let overlay_started = Instant::now();
+    let boxes = b.find("#boxes").expect("the Boxes toggle");
+    assert_eq!(b.execute("return document.getElementById('boxes').checked", vec![]).unwrap(), false, "Boxes are off by default");
+    let (x, y, _) = timeline_point(b, meta.start + 4 * S);
+    b.click_at(x, y).unwrap();
+    wait_playing(b, "in the metadata");
+    std::thread::sleep(Duration::from_millis(300));
+    let (painted, o) = overlay_painted(b);
+    assert_eq!((painted, o["on"].as_bool(), o["drawn"].as_array().map(Vec::len)), (0, Some(false), Some(0)), "off: {o:#}");
+    b.click(&boxes).unwrap();
+    b.wait_until(
+        "the boxes",
+        Duration::from_secs(10),
+        "const o = window.vela.state().overlay; return o.on && o.drawn.length === 3 && o",
+        DIAGNOSE,
+    );
+    assert_eq!(b.execute("return localStorage.getItem('vela.boxes')", vec![]).unwrap(), "on", "the toggle is remembered");
+    // Paused half a second after the line crossing (the playhead placed exactly, in what is
+    // buffered): the boxes of the entries due then, and the event's caption.
+    b.click(&b.find("#play").unwrap()).unwrap();
+    b.wait_until("a pause in the metadata", Duration::from_secs(5), "return document.getElementById('video').paused", DIAGNOSE);
+    let seeked = b
+        .execute_async(
+            "const done = arguments[arguments.length - 1];
+             const v = document.getElementById('video');
+             const timer = setTimeout(() => done({timeout: true, state: window.vela.state()}), 5000);
+             v.addEventListener('seeked', () => { clearTimeout(timer); done({wall: window.vela.wallTime()}); }, {once: true});
+             v.currentTime = arguments[0] / 1000 - window.vela.state().session.base;",
+            vec![json!((meta.event + S / 2) / MS)],
+        )
+        .unwrap();
+    assert!(seeked["timeout"].is_null(), "no seek: {seeked:#}");
+    assert!((parse(&seeked["wall"]) - (meta.event + S / 2)).abs() <= MS, "{seeked:#}");
+    b.wait_until(
+        "the line crossing's caption",
+        Duration::from_secs(5),
+        "const o = window.vela.state().overlay; return o.captions.includes('LineCrossing1 clockwise') && o.drawn.length === 3",
+        DIAGNOSE,
+    );
+    let g = check_overlay(b, &meta, "paused");
+    let picture = picture_rect(&g);
+    assert!(picture[0] > 1.0 && picture[1].abs() < 1.0, "the wide window shows the picture with bars left and right: {picture:?}");
+    let (painted, _) = overlay_painted(b);
+    assert!(painted > 0);
+    let shot = artifacts().join("player-overlay.png");
+    std::fs::write(&shot, b.screenshot().unwrap()).unwrap();
+    eprintln!("screenshot with boxes: {}", shot.display());
+    // A narrow window: bars above and below the picture; the boxes follow.
+    b.set_window_size(760, 900).unwrap();
+    b.wait_until(
+        "the overlay to follow a resize",
+        Duration::from_secs(5),
+        "const o = window.vela.state().overlay; const v = document.getElementById('video');
+         return o.content && Math.abs(o.content.w - v.getBoundingClientRect().width) < 1 && o.drawn.length === 3",
+        DIAGNOSE,
+    );
+    let g = check_overlay(b, &meta, "narrow window");
+    let picture = picture_rect(&g);
+    assert!(picture[1] > 1.0 && picture[0].abs() < 1.0, "the narrow window shows the picture with bars above and below: {picture:?}");
+    b.set_window_size(1280, 900).unwrap();
+    // Off: nothing drawn, the canvas clear.
+    b.click(&boxes).unwrap();
+    b.wait_until(
+        "the boxes to go",
+        Duration::from_secs(5),
+        "const o = window.vela.state().overlay; return !o.on && o.drawn.length === 0",
+        DIAGNOSE,
+    );
+    let (painted, o) = overlay_painted(b);
+    assert_eq!(painted, 0, "the canvas is cleared when the boxes are off: {o:#}");
+    assert_eq!(b.execute("return localStorage.getItem('vela.boxes')", vec![]).unwrap(), "off");
+    b.click(&boxes).unwrap();
+    b.wait_until("the boxes again", Duration::from_secs(5), "return window.vela.state().overlay.drawn.length === 3", DIAGNOSE);
+    check_overlay(b, &meta, "on again");
+    // Where nothing was recorded about the pictures (20 s after the metadata), nothing is drawn.
+    let (x, y, _) = timeline_point(b, meta.end + 20 * S);
+    b.click_at(x, y).unwrap();
+    wait_playing(b, "after the metadata");
+    let s = b.wait_until(
+        "the overlay to have read the metadata there",
+        Duration::from_secs(10),
+        "const s = window.vela.state(); const o = s.overlay; const w = Date.parse(s.wallTime);
+         return o.window && !o.fetching && Date.parse(o.window.start) <= w && w <= Date.parse(o.window.end) && s",
+        DIAGNOSE,
+    );
+    assert!(parse(&s["wallTime"]) > meta.end + 5 * S, "{s:#}");
+    std::thread::sleep(Duration::from_millis(200));
+    let (painted, o) = overlay_painted(b);
+    assert_eq!((painted, o["on"].as_bool(), o["drawn"].as_array().map(Vec::len)), (0, Some(true), Some(0)), "no metadata there: {o:#}");
+    assert!(o["error"].is_null(), "{o:#}");
+    eprintln!("overlay checked in {:?}", overlay_started.elapsed());
+
     // Shift-drag selects a range; the download link exports it (with the token, since a
     // link cannot send a header).
     let (x0, y0, from) = timeline_point(b, lobby.a.start + 10 * S);
@@ -461,6 +744,10 @@ fn the_player_page_plays_what_the_timeline_is_clicked_at() {
     std::thread::sleep(Duration::from_millis(300));
     let s = state(b);
     assert_eq!(s["log"], json!([]), "the page reported problems: {s:#}");
+    // The overlay stayed on, and read the live video's (empty) metadata without a problem.
+    let o = &s["overlay"];
+    assert_eq!((o["on"].as_bool(), o["video"].as_str()), (Some(true), Some("gate")), "{o:#}");
+    assert!(o["error"].is_null() && o["fetches"].as_u64() > Some(0), "{o:#}");
 
     stop.store(true, Ordering::SeqCst);
     live.join().unwrap();

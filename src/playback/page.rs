@@ -133,7 +133,9 @@ mod tests {
         let index = ASSETS[0].body;
         let js = ASSETS.iter().find(|a| a.path == "/player.js").unwrap().body;
         let ids = attribute_values(index, "id");
-        for id in ["videos", "timeline", "video", "live", "download", "play", "zoom-in", "zoom-out", "status"] {
+        let wanted =
+            ["videos", "timeline", "video", "live", "download", "play", "zoom-in", "zoom-out", "status", "screen", "overlay", "boxes"];
+        for id in wanted {
             assert!(ids.contains(&id), "#{id} missing");
             assert!(js.contains(&format!("$('{id}')")), "#{id} unused by player.js");
         }

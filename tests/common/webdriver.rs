@@ -269,6 +269,11 @@ impl Browser {
         ]}]))
     }
 
+    /// Resizes the browser window (the viewport follows).
+    pub fn set_window_size(&self, width: u32, height: u32) -> Result<(), Error> {
+        self.command("POST", "/window/rect", Some(json!({"width": width, "height": height}))).map(drop)
+    }
+
     /// A PNG of the viewport.
     pub fn screenshot(&self) -> Result<Vec<u8>, Error> {
         let v = self.command("GET", "/screenshot", None)?;

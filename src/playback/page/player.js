@@ -23,9 +23,23 @@
  * API calls send the page's `?access_token=` as an Authorization header; the download link
  * (which cannot carry headers) carries it as a query parameter (RFC 6750 §2.3).
  *
+ * Boxes (a toggle, off by default, remembered in localStorage): the inference metadata
+ * recorded with the video (GET api/videos/{name}/metadata) drawn on a canvas over the
+ * picture. Entries are read for the playhead −10 s … +90 s (following `next`), again when
+ * less than 30 s is left ahead, and every 2 s at a live edge (the last 5 s read again).
+ * The wall-clock instant shown is the same `base + currentTime` as the timeline's playhead;
+ * per source, the latest entry at or before it is drawn while it is at most 1.5 × that
+ * source's median spacing old (1 s … 10 s). Boxes are normalised to the picture, which
+ * `object-fit: contain` centres (letterboxed) in the video element: the picture's rect is
+ * computed from videoWidth/videoHeight and the element's box. Each track (sequenceId) keeps
+ * one colour (a hash of the id); labels read "person 93% #a1b2". Events have no box: the
+ * last 2 s of them are captioned at the bottom ("LineCrossing1 clockwise").
+ *
  * For tests and debugging, `window.vela` is a read-only view: wallTime() is the wall-clock
  * instant being shown (ISO 8601, or null), state() a snapshot of what the page holds,
  * timeToX()/xToTime() the timeline's scale (x in CSS pixels from the timeline's left edge).
+ * state().overlay.drawn lists the boxes drawn last, in CSS pixels from the video element's
+ * top-left corner, with their labels, colours, track ids and the entries' times.
  */
 'use strict';
 
@@ -996,6 +1010,396 @@
     }
   }
 
+  // ---------------------------------------------------------------- the metadata overlay
+
+  /** Metadata is fetched for the playhead −10 s … +90 s... */
+  const META_BEHIND = 10 * SECOND;
+  const META_AHEAD = 90 * SECOND;
+  /** ...and extended once less than this is left ahead of the playhead. */
+  const META_REFILL = 30 * SECOND;
+  /** Pages (of at most 5000 entries) followed per fetch; the window then ends where they did. */
+  const META_PAGES = 4;
+  /** Cached entries kept behind the playhead while it moves on. */
+  const META_KEEP_BEHIND = 30 * SECOND;
+  /** At a live edge the last seconds are read again (metadata may be stored after its media), at most every 2 s. */
+  const META_LIVE_OVERLAP = 5 * SECOND;
+  const META_LIVE_EVERY = 2 * SECOND;
+  /** An entry stays on screen for 1.5 × its source's median spacing, within these limits. */
+  const HOLD_MIN = SECOND;
+  const HOLD_MAX = 10 * SECOND;
+  /** Events are captioned for this long after their time, newest first, at most 3 lines. */
+  const EVENT_HOLD = 2 * SECOND;
+  const EVENT_LINES = 3;
+  /** An entry at most this much after the playhead counts as shown (float rounding of currentTime). */
+  const EPSILON = 1;
+  const BOXES_KEY = 'vela.boxes';
+
+  /**
+   * An RFC 3339 time as (fractional) milliseconds: Date.parse keeps milliseconds, the
+   * digits after them are added back (to a fraction of a microsecond).
+   */
+  function parseTime(s) {
+    const m = /^(.*T\d\d:\d\d:\d\d)(?:\.(\d+))?(.*)$/.exec(s);
+    if (!m) return Date.parse(s);
+    const frac = m[2] || '';
+    return Date.parse(`${m[1]}${m[3]}`) + Number(`0.${frac || '0'}`) * SECOND;
+  }
+
+  /** A colour that stays the same for a key (a track id): the hue from an FNV-1a hash. */
+  function colourOf(key) {
+    let h = 0x811c9dc5;
+    for (let i = 0; i < key.length; i++) h = Math.imul(h ^ key.charCodeAt(i), 0x01000193) >>> 0;
+    const hue = h % 360;
+    const s = 0.85;
+    const l = 0.58;
+    const f = (n) => {
+      const k = (n + hue / 30) % 12;
+      const c = l - s * Math.min(l, 1 - l) * Math.max(-1, Math.min(k - 3, 9 - k, 1));
+      return Math.round(c * 255).toString(16).padStart(2, '0');
+    };
+    return `#${f(0)}${f(8)}${f(4)}`;
+  }
+
+  /** The box of an entity or motion inference (normalised to the picture), or null. */
+  function boxOf(inf) {
+    const b = (inf.entity && inf.entity.box) || (inf.motion && inf.motion.box) || null;
+    if (!b || ![b.l, b.t, b.w, b.h].every(Number.isFinite) || b.w <= 0 || b.h <= 0) return null;
+    return b;
+  }
+
+  /** "person 93% #a1b2": the tag, its confidence and the track id's first 4 characters. */
+  function labelOf(inf) {
+    if (inf.type === 'motion' || (inf.motion && !inf.entity)) return 'motion';
+    const tag = (inf.entity && inf.entity.tag) || {};
+    const parts = [String(tag.value || inf.subtype || inf.type || 'object')];
+    if (Number.isFinite(tag.confidence)) parts.push(`${Math.round(tag.confidence * 100)}%`);
+    if (inf.sequenceId) parts.push(`#${String(inf.sequenceId).slice(0, 4)}`);
+    return parts.join(' ');
+  }
+
+  /** "LineCrossing1 clockwise": an event's name and its most telling properties. */
+  function captionOf(inf) {
+    const ev = inf.event;
+    if (!ev || !ev.name) return null;
+    const p = ev.properties || {};
+    const more = ['direction', 'status', 'eventName', 'zone', 'personCount'].filter((k) => p[k] !== undefined && p[k] !== '').map((k) => String(p[k]));
+    return [String(ev.name), ...more].join(' ');
+  }
+
+  /**
+   * Boxes, labels and track ids of the inference metadata recorded with the video, on a
+   * canvas over the video element. Entries are fetched around the playhead (see the
+   * constants above) and kept sorted by time; per source, the latest entry at or before
+   * the wall-clock instant shown is drawn while it is no older than that source's hold.
+   */
+  class Overlay {
+    constructor(video, canvas, toggle) {
+      this.video = video;
+      this.canvas = canvas;
+      this.ctx = canvas.getContext('2d');
+      this.toggle = toggle;
+      this.title = toggle.parentElement.title;
+      this.on = false;
+      /** The video the cache is for; its entries {t, time, source, inferences} by time. */
+      this.name = null;
+      this.entries = [];
+      /** What the entries cover: {start, end, at} (at: when the end was read). */
+      this.window = null;
+      this.fetching = null;
+      this.fetches = 0;
+      this.failures = 0;
+      this.retryAt = 0;
+      this.error = null;
+      this.holds = new Map();
+      this.raf = 0;
+      this.drawn = [];
+      this.captions = [];
+      this.content = null;
+      let on = false;
+      try {
+        on = localStorage.getItem(BOXES_KEY) === 'on';
+      } catch (_) { /* no storage: off */ }
+      toggle.checked = on;
+      toggle.addEventListener('change', () => this.setOn(toggle.checked));
+      for (const type of ['play', 'playing', 'pause', 'seeked', 'resize', 'loadeddata', 'emptied']) video.addEventListener(type, () => this.redraw());
+      new ResizeObserver(() => this.redraw()).observe(video);
+      this.setOn(on);
+    }
+
+    setOn(on) {
+      this.on = on;
+      this.toggle.checked = on;
+      try {
+        localStorage.setItem(BOXES_KEY, on ? 'on' : 'off');
+      } catch (_) { /* not remembered */ }
+      if (!on && this.fetching) {
+        this.fetching.abort.abort();
+        this.fetching = null;
+      }
+      this.update();
+      this.redraw();
+    }
+
+    reset(name) {
+      if (this.fetching) this.fetching.abort.abort();
+      Object.assign(this, { name, entries: [], window: null, fetching: null, failures: 0, retryAt: 0, error: null });
+      this.holds.clear();
+      this.showError();
+    }
+
+    /** Starts a fetch when the entries held do not cover the playhead well enough. */
+    update() {
+      if (app.name !== this.name) this.reset(app.name);
+      const t = player.wall();
+      if (!this.on || !this.name || t === null) return;
+      const f = this.fetching;
+      if (f) {
+        if (t >= f.start && t <= f.end) return;
+        f.abort.abort(); // a seek elsewhere
+        this.fetching = null;
+      }
+      const now = Date.now();
+      if (now < this.retryAt) return;
+      const w = this.window;
+      if (w && t >= w.start && t <= w.end) {
+        if (w.end - t >= META_REFILL) return;
+        const edge = w.end >= w.at - SECOND; // the window reached the present when read
+        if (edge && now - w.at < META_LIVE_EVERY) return;
+        const from = edge ? Math.max(w.start, w.end - META_LIVE_OVERLAP) : w.end;
+        const end = Math.min(Math.max(t + META_AHEAD, w.end), now);
+        if (end > from) this.fetch(from, end, false);
+      } else {
+        const start = t - META_BEHIND;
+        const end = Math.min(t + META_AHEAD, now);
+        if (end > start) this.fetch(start, end, true);
+      }
+    }
+
+    /** Reads `start`..`end` (following `next`), replacing the cache or what it held from `start` on. */
+    async fetch(start, end, replace) {
+      const name = this.name;
+      const job = { abort: new AbortController(), start: replace ? start : this.window.start, end };
+      const at = Date.now();
+      this.fetching = job;
+      this.fetches += 1;
+      try {
+        const got = [];
+        let from = iso(start);
+        let covered = end;
+        // `next` is the exact (nanosecond) time of the first entry left out, entry times are
+        // to the millisecond: entries of other sources at the very instant of `next` can be
+        // in both pages. They are told apart by time and source.
+        let seen = new Set();
+        for (let pages = 1; ; pages++) {
+          const r = await api(`${videoPath(name)}/metadata?${query({ start: from, end: iso(end) })}`, { signal: job.abort.signal });
+          if (this.fetching !== job) return;
+          if (!r || !Array.isArray(r.entries)) throw new Error('metadata: not a list of entries');
+          for (const e of r.entries) {
+            const t = parseTime(e.time);
+            const key = `${e.time}\n${e.source}`;
+            if (!Number.isFinite(t) || seen.has(key)) continue;
+            got.push({ t, key, time: e.time, source: String(e.source || ''), inferences: Array.isArray(e.inferences) ? e.inferences : [] });
+          }
+          const next = r.next ? parseTime(r.next) : null;
+          if (next === null || !Number.isFinite(next) || next >= end) break;
+          if (pages >= META_PAGES) {
+            covered = Math.floor(next); // the next fetch reads the last millisecond again
+            break;
+          }
+          const edge = Math.floor(next);
+          seen = new Set(got.filter((e) => e.t >= edge).map((e) => e.key));
+          from = r.next;
+        }
+        got.sort((a, b) => a.t - b.t);
+        if (replace) {
+          this.entries = got;
+          this.window = { start, end: covered, at };
+        } else {
+          const t = player.wall();
+          const keep = t === null ? start : Math.min(start, t - META_KEEP_BEHIND);
+          this.entries = this.entries.filter((e) => e.t >= keep && e.t < start).concat(got);
+          this.window = { start: Math.max(this.window.start, keep), end: covered, at };
+        }
+        this.holdTimes();
+        this.error = null;
+        this.failures = 0;
+      } catch (e) {
+        if (this.fetching !== job || e.name === 'AbortError') return;
+        // Shown in state() and on the toggle; nothing drawn from a window that failed.
+        this.error = e.message;
+        this.failures += 1;
+        this.retryAt = Date.now() + Math.min(30 * SECOND, SECOND * 2 ** this.failures);
+        if (replace) {
+          this.entries = [];
+          this.window = null;
+        }
+      } finally {
+        if (this.fetching === job) this.fetching = null;
+        this.showError();
+        this.redraw();
+      }
+    }
+
+    showError() {
+      const label = this.toggle.parentElement;
+      label.classList.toggle('error', !!this.error);
+      label.title = this.error ? `Cannot read the metadata: ${this.error}` : this.title;
+    }
+
+    /** Per source: 1.5 × the median spacing of its entries, within HOLD_MIN..HOLD_MAX. */
+    holdTimes() {
+      const last = new Map();
+      const gaps = new Map();
+      for (const e of this.entries) {
+        const prev = last.get(e.source);
+        if (prev !== undefined && e.t > prev) {
+          if (!gaps.has(e.source)) gaps.set(e.source, []);
+          gaps.get(e.source).push(e.t - prev);
+        }
+        last.set(e.source, e.t);
+      }
+      this.holds.clear();
+      for (const [source, g] of gaps) {
+        g.sort((a, b) => a - b);
+        this.holds.set(source, Math.min(HOLD_MAX, Math.max(HOLD_MIN, 1.5 * g[g.length >> 1])));
+      }
+    }
+
+    /** Index of the last entry at or before `t`, or -1. */
+    lastAtOrBefore(t) {
+      let lo = 0;
+      let hi = this.entries.length;
+      while (lo < hi) {
+        const mid = (lo + hi) >> 1;
+        if (this.entries[mid].t <= t) lo = mid + 1;
+        else hi = mid;
+      }
+      return lo - 1;
+    }
+
+    redraw() {
+      if (!this.raf) this.raf = requestAnimationFrame(() => this.frame());
+    }
+
+    /** Draws; while the video plays, again on the next frame. */
+    frame() {
+      this.raf = 0;
+      this.update();
+      this.draw();
+      if (this.on && !this.video.paused && !this.video.ended) this.redraw();
+    }
+
+    draw() {
+      const v = this.video;
+      const c = this.canvas;
+      // The canvas covers the video element's box; the picture is letterboxed within it.
+      const vr = v.getBoundingClientRect();
+      const pr = c.offsetParent ? c.offsetParent.getBoundingClientRect() : vr;
+      const w = vr.width;
+      const h = vr.height;
+      c.style.left = `${vr.left - pr.left}px`;
+      c.style.top = `${vr.top - pr.top}px`;
+      c.style.width = `${w}px`;
+      c.style.height = `${h}px`;
+      const dpr = window.devicePixelRatio || 1;
+      const pw = Math.max(1, Math.round(w * dpr));
+      const ph = Math.max(1, Math.round(h * dpr));
+      if (c.width !== pw || c.height !== ph) {
+        c.width = pw;
+        c.height = ph;
+      }
+      const g = this.ctx;
+      g.setTransform(1, 0, 0, 1, 0, 0);
+      g.clearRect(0, 0, c.width, c.height);
+      this.drawn = [];
+      this.captions = [];
+      this.content = null;
+      const t = player.wall();
+      if (!this.on || t === null || this.name !== app.name || !v.videoWidth || !v.videoHeight || !w || !h) return;
+      // object-fit: contain, centred.
+      const scale = Math.min(w / v.videoWidth, h / v.videoHeight);
+      const cw = v.videoWidth * scale;
+      const ch = v.videoHeight * scale;
+      const cx = (w - cw) / 2;
+      const cy = (h - ch) / 2;
+      this.content = { x: cx, y: cy, w: cw, h: ch };
+      g.setTransform(c.width / w, 0, 0, c.height / h, 0, 0);
+
+      // Per source the latest entry at or before t (within its hold); events of the last 2 s.
+      const latest = new Map();
+      const events = [];
+      for (let i = this.lastAtOrBefore(t + EPSILON); i >= 0; i--) {
+        const e = this.entries[i];
+        const age = t - e.t;
+        if (age > HOLD_MAX && age > EVENT_HOLD) break;
+        if (!latest.has(e.source)) latest.set(e.source, e);
+        if (age <= EVENT_HOLD) {
+          for (const inf of e.inferences) {
+            const text = inf && inf.type === 'event' ? captionOf(inf) : null;
+            if (text && !events.includes(text) && events.length < EVENT_LINES) events.push(text);
+          }
+        }
+      }
+      g.lineWidth = 2;
+      g.font = '12px system-ui, sans-serif';
+      g.textBaseline = 'middle';
+      for (const e of latest.values()) {
+        if (t - e.t > (this.holds.get(e.source) || HOLD_MIN)) continue;
+        for (const inf of e.inferences) {
+          const b = inf && boxOf(inf);
+          if (!b) continue;
+          const x = cx + b.l * cw;
+          const y = cy + b.t * ch;
+          const bw = b.w * cw;
+          const bh = b.h * ch;
+          const track = inf.sequenceId ? String(inf.sequenceId) : null;
+          const label = labelOf(inf);
+          const colour = colourOf(track || `${inf.type}:${label.split(' ')[0]}`);
+          g.strokeStyle = colour;
+          g.strokeRect(x, y, bw, bh);
+          const tw = g.measureText(label).width + 8;
+          const ly = y - 16 >= 0 ? y - 16 : y; // above the box, or inside it at the top
+          g.fillStyle = colour;
+          g.fillRect(x - 1, ly, tw, 16);
+          g.fillStyle = '#000';
+          g.fillText(label, x + 3, ly + 8);
+          this.drawn.push({ label, x, y, w: bw, h: bh, colour, track, source: e.source, time: e.time });
+        }
+      }
+      if (events.length) {
+        g.font = '13px system-ui, sans-serif';
+        const lh = 18;
+        let y = cy + ch - 6 - events.length * lh;
+        for (const text of events) {
+          const tw = g.measureText(text).width + 10;
+          g.fillStyle = 'rgba(0, 0, 0, 0.65)';
+          g.fillRect(cx + 6, y, tw, lh);
+          g.fillStyle = '#fff';
+          g.fillText(text, cx + 11, y + lh / 2);
+          y += lh;
+        }
+      }
+      this.captions = events;
+    }
+
+    state() {
+      const w = this.window;
+      return {
+        on: this.on,
+        video: this.name,
+        window: w && { start: iso(w.start), end: iso(w.end) },
+        entries: this.entries.length,
+        fetches: this.fetches,
+        fetching: !!this.fetching,
+        error: this.error,
+        holds: Object.fromEntries(this.holds),
+        content: this.content,
+        drawn: this.drawn.map((d) => ({ ...d })),
+        captions: this.captions.slice(),
+      };
+    }
+  }
+
   // ---------------------------------------------------------------- the page
 
   const video = $('video');
@@ -1009,6 +1413,8 @@
       return this.videos.find((v) => v.name === name) || null;
     },
   };
+
+  const overlay = new Overlay(video, $('overlay'), $('boxes'));
 
   const timeline = new Timeline($('timeline'), {
     seek(t) {
@@ -1156,7 +1562,8 @@
   $('download').addEventListener('click', (e) => {
     if ($('download').getAttribute('aria-disabled') === 'true') e.preventDefault();
   });
-  video.addEventListener('dblclick', () => (document.fullscreenElement ? document.exitFullscreen() : video.requestFullscreen()).catch(() => {}));
+  // Full screen: the video with its overlay.
+  video.addEventListener('dblclick', () => (document.fullscreenElement ? document.exitFullscreen() : $('screen').requestFullscreen()).catch(() => {}));
   document.addEventListener('keydown', (e) => {
     if (e.key === ' ' && e.target === document.body) {
       e.preventDefault();
@@ -1169,6 +1576,8 @@
     player.tick();
     const wall = player.wall();
     timeline.follow(wall);
+    overlay.update();
+    if (video.paused) overlay.redraw();
     const info = app.info(app.name);
     const live = !!(info && info.live && wall !== null && Date.now() - wall < 30 * SECOND);
     $('clock').textContent = wall === null ? '' : `${fullTime(wall)}${live ? '  LIVE' : ''}`;
@@ -1245,6 +1654,7 @@
           buffered: bufferedWall(),
         },
         timeline: { width: timeline.width, height: timeline.canvas.clientHeight, barY: BAR_Y + BAR_H / 2 },
+        overlay: overlay.state(),
         status: $('status').textContent,
         log: log.slice(),
       };
