@@ -2,4 +2,5 @@
 
 pub mod file;
 pub mod hub_message;
+pub mod metadata_core;
 pub mod video;

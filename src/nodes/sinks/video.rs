@@ -17,6 +17,7 @@
 //! media") are kept with the video by wall-clock time, while it records; see
 //! [`crate::recording::metadata`].
 
+use super::metadata_core::MetadataTiming;
 use crate::recording::{EndReason, SegmentWriter, StoreError, VideoSettings, VideoStore, Written};
 use crate::runtime::node::{Node, NodeCtx};
 use crate::runtime::packet::{Event, Nanos, Packet, VideoSample};
@@ -75,8 +76,9 @@ pub struct VideoSink {
     retry_at_keyframe: bool,
     /// Wall time of the last sample: the time of events that carry none.
     last_wall: Option<Nanos>,
+    /// Which inference events go with the video, and when (pre-roll, late answers).
+    timing: MetadataTiming,
     metadata: MetadataStats,
-    pending: Pending,
 }
 
 /// Inference metadata recorded with the video, and what could not be.
@@ -87,26 +89,6 @@ struct MetadataStats {
     refused: u64,
     /// A refusal was reported in this recording (one diagnostic per recording, not per picture).
     reported: bool,
-}
-
-/// Inferences that arrived between clips, kept for a while: a gate's clip starts before
-/// the event that opened it (pre-roll), and what was seen in the pre-roll belongs with it.
-#[derive(Default)]
-struct Pending {
-    entries: std::collections::VecDeque<(Nanos, String, serde_json::Value)>,
-}
-
-impl Pending {
-    /// Longer than any pre-roll (activationSignalOffset is at least -1 minute).
-    const KEEP: Nanos = 60_000_000_000;
-    const MAX: usize = 2000;
-
-    fn push(&mut self, time: Nanos, source: &str, inferences: serde_json::Value) {
-        self.entries.push_back((time, source.to_string(), inferences));
-        while self.entries.len() > Self::MAX || self.entries.front().is_some_and(|f| f.0 < time - Self::KEEP) {
-            self.entries.pop_front();
-        }
-    }
 }
 
 struct Recording {
@@ -131,8 +113,8 @@ impl VideoSink {
             recording: None,
             retry_at_keyframe: false,
             last_wall: None,
+            timing: MetadataTiming::default(),
             metadata: MetadataStats::default(),
-            pending: Pending::default(),
         }
     }
 
@@ -175,36 +157,27 @@ impl VideoSink {
             Ok(written) => rec.report(&written, &video, self.config.output_type(), ctx),
             Err(e) => storage_error(ctx, "WriteFailed", Some(&video), &e),
         }
-        if !self.pending.entries.is_empty() {
-            self.flush_pending(ctx);
-        }
+        self.metadata_opens(ctx);
     }
 
-    /// An inference event routed to the sink is recorded with the video while recording;
-    /// between clips the sink keeps it for the next clip's pre-roll. Events without
-    /// `inferences` (a hub message, say) have nothing to overlay and are passed over.
+    /// An inference event routed to the sink: recorded with the video by the time of its
+    /// picture, as [`MetadataTiming`] rules. Events without `inferences` (a hub message, say)
+    /// have nothing to overlay and are passed over.
     fn on_event(&mut self, e: &Event, ctx: &mut NodeCtx<'_>) {
         let Some(time) = e.time.or(self.last_wall) else { return };
         let Ok(mut body) = serde_json::from_slice::<serde_json::Value>(&e.body) else { return };
         let Some(inferences) = body.get_mut("inferences").filter(|i| i.is_array()).map(serde_json::Value::take) else { return };
         let source = e.properties.get("subject").and_then(|s| s.rsplit('/').next()).unwrap_or("");
-        if self.recording.is_some() && self.writer.is_some() {
-            self.flush_pending(ctx);
-            self.put_metadata(time, source, &inferences, ctx);
-        } else {
-            // Before the first clip too: the event that opens the gate comes before the
-            // gate tells the sink it is one.
-            self.pending.push(time, source, inferences);
+        for (time, source, inferences) in self.timing.event(time, source, inferences) {
+            self.put_metadata(time, &source, &inferences, ctx);
         }
     }
 
-    /// Records what arrived before the recording's writer was there and belongs to it.
-    fn flush_pending(&mut self, ctx: &mut NodeCtx<'_>) {
-        let Some(start) = self.recording.as_ref().map(|r| r.start) else { return };
-        for (time, source, inferences) in std::mem::take(&mut self.pending.entries) {
-            if time >= start {
-                self.put_metadata(time, &source, &inferences, ctx);
-            }
+    /// A recording has its video: what waited for it (its pre-roll) goes in.
+    fn metadata_opens(&mut self, ctx: &mut NodeCtx<'_>) {
+        let (Some(rec), Some(_)) = (&self.recording, &self.writer) else { return };
+        for (time, source, inferences) in self.timing.recording(rec.start) {
+            self.put_metadata(time, &source, &inferences, ctx);
         }
     }
 
@@ -229,6 +202,7 @@ impl VideoSink {
         let Some(mut rec) = self.recording.take() else { return };
         let video = self.video().unwrap_or_default().to_string();
         let keep = !closing && matches!(self.config.target, Target::Video(_));
+        self.timing.ended(self.last_wall.unwrap_or(rec.start), keep);
         let result = match self.writer.take() {
             Some(mut w) if keep => {
                 let r = w.end_recording();
@@ -315,6 +289,7 @@ impl Node for VideoSink {
                 self.end_recording(ctx, false);
                 self.gated = true;
                 self.recording = Some(Recording::new(start));
+                self.metadata_opens(ctx);
             }
             Packet::Video(v) => self.on_video(&v, ctx),
             Packet::ClipEnd { .. } => self.end_recording(ctx, false),
