@@ -5,14 +5,16 @@
 //! [`inference_event`] and [`Reporter`] are the one place the HTTP and gRPC extension nodes
 //! build their events, so both publish the same envelope and diagnostics.
 
+use super::sampling::FrameSampling;
 use crate::runtime::events::EventClass;
 use crate::runtime::frames::REPORT_EVERY;
-use crate::runtime::node::NodeEnv;
-use crate::runtime::packet::{Event, Nanos};
+use crate::runtime::node::{NodeCtx, NodeEnv};
+use crate::runtime::packet::{Event, Frame, Nanos, Packet};
 use base64::Engine as _;
 use bytes::Bytes;
 use serde_json::{json, Map, Value};
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant, UNIX_EPOCH};
 
 /// Back-off after a 503 without a usable `Retry-After` (SPEC gap: undocumented; a few
@@ -131,6 +133,20 @@ pub fn inference_event(env: &NodeEnv, timestamp: u64, wall: Nanos, inferences: &
     let time = UNIX_EPOCH + Duration::from_nanos(wall.max(0) as u64);
     let properties = env.events.envelope(&env.subject, EventClass::Analytics, "Inference", time);
     Event { time: Some(wall), body: Bytes::from(serde_json::to_vec(&body).expect("json")), properties }
+}
+
+/// The frame an extension node sends, when `p` is one its sampling takes; everything
+/// else goes straight on downstream.
+pub fn sample_to_send(sampling: &mut FrameSampling, p: Packet, ctx: &mut NodeCtx<'_>) -> Option<Arc<Frame>> {
+    let Packet::Frame(f) = p else {
+        ctx.emit(p);
+        return None;
+    };
+    if !sampling.take(&f) {
+        ctx.emit(Packet::Frame(f));
+        return None;
+    }
+    Some(f)
 }
 
 /// Dropped samples and failures of an extension node as diagnostics, each kind at most once

@@ -26,7 +26,7 @@
 //! checked by the rules of [`extension_tls`](super::extension_tls), strictly: SPEC refuses
 //! the ignore options for gRPC.
 
-use super::extension_core::{inference_event, Content, Reporter};
+use super::extension_core::{inference_event, sample_to_send, Content, Reporter};
 use super::extension_tls::{tls_failure, Tls, TlsError};
 use super::grpc_extension_core::{self as core, Acked, Incoming, Pipeline, SampleContent, StreamIdentity, ACK_TIMEOUT, MAX_IN_FLIGHT};
 use super::motion_core::pts_90khz;
@@ -157,14 +157,7 @@ impl Node for GrpcExtension {
     }
 
     fn on_packet(&mut self, p: Packet, ctx: &mut NodeCtx<'_>) {
-        let Packet::Frame(f) = p else {
-            ctx.emit(p);
-            return;
-        };
-        if !self.sampling.take(&f) {
-            ctx.emit(Packet::Frame(f));
-            return;
-        }
+        let Some(f) = sample_to_send(&mut self.sampling, p, ctx) else { return };
         // The task decides at once whether the frame can be sent (it runs on this thread), so
         // this channel never holds more than the frames of one turn of the loop.
         match &self.to_stream {

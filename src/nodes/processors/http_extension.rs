@@ -18,7 +18,7 @@
 //! `https` URL on an UnsecuredEndpoint); a server whose certificate is refused costs its
 //! samples, reported as `NetworkError` `TlsHandshakeFailed`.
 
-use super::extension_core::{inference_event, interpret, Content, Outcome, Reporter};
+use super::extension_core::{inference_event, interpret, sample_to_send, Content, Outcome, Reporter};
 use super::extension_tls::{tls_failure, Tls, TlsError};
 use super::motion_core::pts_90khz;
 use super::sampling::FrameSampling;
@@ -109,14 +109,7 @@ impl Node for HttpExtension {
     }
 
     fn on_packet(&mut self, p: Packet, ctx: &mut NodeCtx<'_>) {
-        let Packet::Frame(f) = p else {
-            ctx.emit(p);
-            return;
-        };
-        if !self.sampling.take(&f) {
-            ctx.emit(Packet::Frame(f));
-            return;
-        }
+        let Some(f) = sample_to_send(&mut self.sampling, p, ctx) else { return };
         let (busy, backoff) = {
             let s = self.shared.borrow();
             (s.busy, s.backoff_until.is_some_and(|t| Instant::now() < t))
