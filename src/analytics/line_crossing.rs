@@ -332,9 +332,7 @@ impl LineCrossings {
                 line.tracks.remove(id);
             }
         }
-        // Forgetting is cheap but not free: once a second is plenty.
-        if self.last_sweep.is_none_or(|t| pts - t >= TICKS_PER_SECOND || pts < t) {
-            self.last_sweep = Some(pts);
+        if super::sweep_due(&mut self.last_sweep, pts) {
             for line in &mut self.lines {
                 let keep = line.settings.forget_after;
                 line.tracks.retain(|_, s| pts - s.last_seen <= keep);

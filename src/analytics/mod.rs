@@ -44,6 +44,17 @@ pub fn seconds(from: Pts, to: Pts) -> f64 {
     (to - from) as f64 / TICKS_PER_SECOND as f64
 }
 
+/// Whether the once-a-second sweep of stale tracks is due at `pts` (marking it done):
+/// forgetting is cheap but not free, and time going backwards (a camera clock jump)
+/// starts the count again.
+pub(crate) fn sweep_due(last: &mut Option<Pts>, pts: Pts) -> bool {
+    let due = last.is_none_or(|t| pts - t >= TICKS_PER_SECOND || pts < t);
+    if due {
+        *last = Some(pts);
+    }
+    due
+}
+
 /// A JSON number written the way the proto carries it (32-bit), so 0.3 prints as `0.3` and
 /// not as the nearest double's 17 digits.
 pub(crate) fn json_f32(v: f64) -> serde_json::Value {

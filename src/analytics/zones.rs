@@ -202,8 +202,7 @@ impl ZoneWatch {
                 out.extend(gone(pts, id.clone(), m));
             }
         }
-        if self.last_sweep.is_none_or(|t| pts - t >= TICKS_PER_SECOND || pts < t) {
-            self.last_sweep = Some(pts);
+        if super::sweep_due(&mut self.last_sweep, pts) {
             let keep = self.settings.forget_after;
             let stale: Vec<Arc<str>> = self.members.iter().filter(|(_, m)| pts - m.last_seen > keep).map(|(k, _)| k.clone()).collect();
             let mut exits: Vec<Transition> =
